@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` and `make test`. Each sets itself up on a fresh
+# machine: a virtualenv in .venv with the pinned runtime and the dev dependencies.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint system-deps twin clean
+
+$(STAMP): pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -e '.[dev]'
+	touch $(STAMP)
+
+## demo: rotate a PostgreSQL password end to end on the twins and an embedded PostgreSQL
+demo: $(STAMP)
+	$(BIN)/python -m demo
+
+## test: the whole suite (real PostgreSQL from Debian's packages, twins over HTTPS)
+test: system-deps $(STAMP)
+	$(BIN)/python -m pytest
+
+## lint: ruff and mypy (the test suite runs them too)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+## twin: run the Key Vault twin standalone on https://127.0.0.1:8443 for local development
+twin: $(STAMP)
+	$(BIN)/python -m twins.keyvault --port 8443 --cert-dir .demo/twin
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

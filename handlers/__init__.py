@@ -1,0 +1,1 @@
+"""The edge: Functions triggers in, typed values to the core, outcomes back as Functions semantics."""

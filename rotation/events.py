@@ -1,0 +1,186 @@
+"""Key Vault events from Event Grid, parsed once into one typed value.
+
+Microsoft documents PascalCase ``data`` keys (``Id``, ``VaultName``, ``ObjectType``,
+``ObjectName``, ``Version``, ``NBF``, ``EXP``), but its own published samples have used
+camelCase keys, keys and values with stray spaces, and ``NBF``/``EXP`` as numbers, numeric
+strings or ``null``. This module accepts every one of those shapes and nothing looser:
+keys are matched case-insensitively after stripping, values are stripped, and timestamps
+must be Unix seconds. See ../shared/reference/protocols.md §1.3 for the history.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from rotation.errors import InvalidRequest
+from rotation.ids import SecretName, VaultName, VersionId
+
+EVENT_PREFIX = "Microsoft.KeyVault."
+EventKind = Literal["SecretNearExpiry", "SecretExpired", "SecretNewVersionCreated"]
+HANDLED_KINDS: tuple[EventKind, ...] = ("SecretNearExpiry", "SecretExpired", "SecretNewVersionCreated")
+ROTATING_KINDS: frozenset[EventKind] = frozenset({"SecretNearExpiry", "SecretExpired"})
+
+_VAULT_IN_TOPIC = re.compile(r"/providers/Microsoft\.KeyVault/vaults/([^/\s]+)", re.IGNORECASE)
+_VAULT_IN_ID = re.compile(r"^https://([^./]+)\.vault\.", re.IGNORECASE)
+_VERSION_IN_ID = re.compile(r"/secrets/[^/]+/([0-9A-Za-z]+)/?$")
+
+
+class InvalidEvent(InvalidRequest):
+    """An event of a handled type whose payload lacks or garbles what we need."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyVaultEvent:
+    """One Key Vault secret event, whatever casing or spacing it arrived in."""
+
+    event_id: str
+    kind: EventKind
+    vault: VaultName
+    secret: SecretName
+    version: VersionId
+    not_before: datetime | None
+    expires_on: datetime | None
+    event_time: datetime | None
+
+    @property
+    def asks_for_rotation(self) -> bool:
+        """Near-expiry and expired events ask for a rotation; new-version events do not."""
+        return self.kind in ROTATING_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class UnhandledEvent:
+    """An event we acknowledge and ignore: another type, or not about a secret."""
+
+    event_id: str
+    event_type: str
+    reason: str
+
+
+def parse_event(
+    *,
+    event_id: str | None,
+    event_type: str | None,
+    topic: str | None,
+    subject: str | None,
+    data: Any,
+    event_time: datetime | None = None,
+) -> KeyVaultEvent | UnhandledEvent:
+    """Turn the fields of an Event Grid-schema event into a :class:`KeyVaultEvent`.
+
+    Returns :class:`UnhandledEvent` for types we do not act on. Raises :class:`InvalidEvent`
+    when a handled event is missing what identifies the secret version, naming what is wrong.
+    """
+    eid = (event_id or "").strip()
+    etype = (event_type or "").strip()
+    if not etype:
+        raise InvalidEvent(
+            "event has no eventType; akv-rotator needs the Event Grid event schema "
+            "(a CloudEvents subscription delivers events the Python worker cannot read)"
+        )
+    kind = _handled_kind(etype)
+    if kind is None:
+        return UnhandledEvent(eid, etype, "event type is not one akv-rotator handles")
+
+    fields = _normalise_data(data)
+    object_type = fields.get("objecttype")
+    if object_type and object_type.lower() != "secret":
+        return UnhandledEvent(eid, etype, f"object type {object_type!r} is not a secret")
+
+    problems: list[str] = []
+    vault = _vault_name(fields, topic, problems)
+    secret = fields.get("objectname") or (subject or "").strip()
+    if not secret:
+        problems.append("no ObjectName in data and no subject")
+    version = fields.get("version") or _version_from_id(fields.get("id")) or ""
+    if not version:
+        problems.append("no Version in data and none in Id")
+    not_before = _timestamp(fields, "nbf", problems)
+    expires_on = _timestamp(fields, "exp", problems)
+    if problems:
+        raise InvalidEvent(f"malformed {etype} event {eid or '<no id>'}: " + "; ".join(problems))
+    return KeyVaultEvent(
+        event_id=eid,
+        kind=kind,
+        vault=VaultName(vault.lower()),
+        secret=SecretName(secret),
+        version=VersionId(version.lower()),
+        not_before=not_before,
+        expires_on=expires_on,
+        event_time=event_time,
+    )
+
+
+def _handled_kind(event_type: str) -> EventKind | None:
+    for kind in HANDLED_KINDS:
+        if event_type.lower() == (EVENT_PREFIX + kind).lower():
+            return kind
+    return None
+
+
+def _normalise_data(data: Any) -> dict[str, str | None]:
+    """Lower-case and strip the keys, strip string values; JSON text is decoded first."""
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise InvalidEvent("event data is not a JSON object") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InvalidEvent(f"event data must be a JSON object, got {type(data).__name__}")
+    out: dict[str, str | None] = {}
+    for key, value in data.items():
+        norm_key = str(key).strip().lower()
+        if value is None:
+            out[norm_key] = None
+        elif isinstance(value, str):
+            out[norm_key] = value.strip() or None
+        elif isinstance(value, bool):
+            out[norm_key] = str(value)
+        elif isinstance(value, (int, float)):
+            out[norm_key] = repr(value)
+        else:
+            out[norm_key] = json.dumps(value)
+    return out
+
+
+def _vault_name(fields: Mapping[str, str | None], topic: str | None, problems: list[str]) -> str:
+    named = fields.get("vaultname")
+    in_topic = _VAULT_IN_TOPIC.search(topic or "")
+    from_topic = in_topic.group(1) if in_topic else None
+    in_id = _VAULT_IN_ID.search(fields.get("id") or "")
+    from_id = in_id.group(1) if in_id else None
+    if named and from_topic and named.lower() != from_topic.lower():
+        problems.append(f"VaultName {named!r} disagrees with the topic's vault {from_topic!r}")
+    vault = named or from_topic or from_id
+    if not vault:
+        problems.append("no VaultName in data and no vault in topic or Id")
+        return ""
+    return vault
+
+
+def _version_from_id(object_id: str | None) -> str | None:
+    found = _VERSION_IN_ID.search(object_id or "")
+    return found.group(1) if found else None
+
+
+def _timestamp(fields: Mapping[str, str | None], key: str, problems: list[str]) -> datetime | None:
+    raw = fields.get(key)
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        problems.append(f"{key.upper()} must be Unix seconds, got {raw!r}")
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        problems.append(f"{key.upper()} {raw!r} is out of range")
+        return None

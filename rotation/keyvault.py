@@ -1,0 +1,204 @@
+"""The Key Vault adapter: reads and writes secret versions through azure-keyvault-secrets.
+
+Models are converted at this boundary into :class:`SecretVersion`, whose value is a
+:class:`~rotation.secret_value.SecretValue`, and azure-core's exceptions are translated into
+the project's tree in :func:`_translate`, the one place that knows them. Every call is
+retried on transient errors by :func:`rotation.retry.call_with_retry`; the SDK's own retry
+policy is off (``retry_total=0``) so there is exactly one retry layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from azure.core.credentials import AccessToken, TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.keyvault.secrets import KeyVaultSecret, SecretClient
+
+from rotation.errors import (
+    AccessDenied,
+    InvalidRequest,
+    PermanentError,
+    RotatorError,
+    SecretNotFound,
+    SecretNotRotatable,
+    TransientError,
+)
+from rotation.ids import SecretName, VaultName, VersionId
+from rotation.retry import call_with_retry
+from rotation.secret_value import SecretValue
+from rotation.settings import Settings, VaultConfig
+
+T = TypeVar("T")
+_TRANSIENT_STATUS = {408, 429}
+
+
+@dataclass(frozen=True, slots=True)
+class SecretVersion:
+    """One version of a secret as read from Key Vault; ``repr`` shows ids, never the value."""
+
+    vault: VaultName
+    name: SecretName
+    version: VersionId
+    value: SecretValue = field(repr=False)
+    content_type: str | None
+    tags: Mapping[str, str]
+    enabled: bool
+    expires_on: datetime | None
+    not_before: datetime | None
+    created_on: datetime | None
+
+
+class KeyVaultSecrets:
+    """One vault's secrets, with retries and error translation built in."""
+
+    def __init__(self, vault: VaultName, client: SecretClient, settings: Settings) -> None:
+        self.vault = vault
+        self._client = client
+        self._retry = settings.retry
+
+    def latest(self, name: str) -> SecretVersion:
+        """The secret's current (most recently created) version."""
+        secret = self._call(lambda: self._client.get_secret(name), f"reading secret {name!r}")
+        return self._convert(secret)
+
+    def version(self, name: str, version: str) -> SecretVersion:
+        """A specific version of the secret."""
+        secret = self._call(
+            lambda: self._client.get_secret(name, version), f"reading version {version} of {name!r}"
+        )
+        return self._convert(secret)
+
+    def set_version(
+        self,
+        name: str,
+        value: SecretValue,
+        *,
+        content_type: str,
+        tags: Mapping[str, str],
+        expires_on: datetime,
+    ) -> SecretVersion:
+        """Create a new version carrying exactly these tags, content type and expiry."""
+        secret = self._call(
+            lambda: self._client.set_secret(
+                name, value.reveal(), content_type=content_type, tags=dict(tags),
+                expires_on=expires_on, enabled=True,
+            ),
+            f"writing a new version of {name!r}",
+        )
+        return self._convert(secret, value=value)
+
+    def _call(self, action: Callable[[], T], what: str) -> T:
+        def attempt() -> T:
+            try:
+                return action()
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError,
+                    ClientAuthenticationError) as exc:
+                raise _translate(exc, what, self.vault) from exc
+
+        return call_with_retry(attempt, policy=self._retry, what=what)
+
+    def _convert(self, secret: KeyVaultSecret, value: SecretValue | None = None) -> SecretVersion:
+        props = secret.properties
+        return SecretVersion(
+            vault=self.vault,
+            name=SecretName(props.name or secret.name or ""),
+            version=VersionId((props.version or "").lower()),
+            value=value if value is not None else SecretValue(secret.value or ""),
+            content_type=props.content_type,
+            tags=dict(props.tags or {}),
+            enabled=bool(props.enabled),
+            expires_on=props.expires_on,
+            not_before=props.not_before,
+            created_on=props.created_on,
+        )
+
+
+def _translate(exc: Exception, what: str, vault: str) -> RotatorError:
+    """azure-core's errors onto our tree; Key Vault's messages never carry secret values."""
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return TransientError(f"Key Vault {vault} unreachable when {what}: {type(exc).__name__}")
+    if isinstance(exc, ResourceNotFoundError):
+        return SecretNotFound(f"{what}: not found in vault {vault}")
+    if isinstance(exc, ClientAuthenticationError) and not isinstance(exc, HttpResponseError):
+        return AccessDenied(f"no token for Key Vault {vault} when {what}: {exc.message}")
+    status = getattr(exc, "status_code", None) or 0
+    code, inner = _error_codes(exc)
+    detail = f"{what}: Key Vault {vault} answered {status} {code or ''}".rstrip()
+    if status in _TRANSIENT_STATUS or status >= 500:
+        return TransientError(detail, retry_after=_retry_after(exc))
+    if status == 403 and inner == "SecretDisabled":
+        return SecretNotRotatable(f"{what}: the version is disabled")
+    if status in (401, 403):
+        return AccessDenied(f"{detail}: check the identity's secret permissions")
+    if status == 409:
+        return SecretNotRotatable(f"{detail} ({inner or 'conflict'})")
+    if status == 400:
+        return InvalidRequest(f"{detail}: {getattr(exc, 'message', '')}".rstrip(": "))
+    return PermanentError(detail)
+
+
+def _error_codes(exc: Exception) -> tuple[str | None, str | None]:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    inner = getattr(getattr(error, "innererror", None), "get", lambda _k: None)("code")
+    if inner is None:
+        inner_obj = getattr(error, "inner_error", None)
+        inner = getattr(inner_obj, "code", None)
+    return code, inner
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers: Mapping[str, Any] = getattr(response, "headers", None) or {}
+    for header, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001),
+                          ("Retry-After", 1.0)):
+        raw = headers.get(header)
+        if raw is None:
+            continue
+        try:
+            return float(raw) * scale
+        except ValueError:
+            continue
+    return None
+
+
+class StaticTokenCredential:
+    """A fixed bearer token, for the local Key Vault twin only (settings refuse remote vaults)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        import time
+
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+
+def build_secret_client(vault: VaultConfig, settings: Settings) -> SecretClient:
+    """A SecretClient for one vault; DefaultAzureCredential in Azure, a static token locally."""
+    credential: TokenCredential
+    if settings.keyvault_auth == "static-token" and settings.keyvault_static_token:
+        credential = StaticTokenCredential(settings.keyvault_static_token)
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    options: dict[str, Any] = {"retry_total": 0}
+    if settings.keyvault_ca_bundle:
+        options["connection_verify"] = settings.keyvault_ca_bundle
+    return SecretClient(
+        vault.url,
+        credential,
+        verify_challenge_resource=not vault.is_loopback,
+        **options,
+    )

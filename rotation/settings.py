@@ -1,0 +1,166 @@
+"""App settings, read once at the edge into a frozen value that reports every problem at once.
+
+Nothing here runs at import time: the composition root calls :meth:`Settings.from_env` on the
+first invocation, so a missing setting is a clear error then, never "0 functions loaded".
+``local.settings.example.json`` documents every key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
+
+from rotation.errors import ConfigurationError
+from rotation.ids import VaultName
+
+VAULTS = "ROTATOR_VAULTS"
+VALIDITY_DAYS = "ROTATOR_VALIDITY_DAYS"
+KEYVAULT_AUTH = "ROTATOR_KEYVAULT_AUTH"
+KEYVAULT_STATIC_TOKEN = "ROTATOR_KEYVAULT_STATIC_TOKEN"  # noqa: S105 - a setting's name
+KEYVAULT_CA_BUNDLE = "ROTATOR_KEYVAULT_CA_BUNDLE"
+RETRY_ATTEMPTS = "ROTATOR_RETRY_ATTEMPTS"
+RETRY_INITIAL_SECONDS = "ROTATOR_RETRY_INITIAL_SECONDS"
+RETRY_MAX_SECONDS = "ROTATOR_RETRY_MAX_SECONDS"
+CONNECT_TIMEOUT_SECONDS = "ROTATOR_CONNECT_TIMEOUT_SECONDS"
+LOG_LEVEL = "ROTATOR_LOG_LEVEL"
+APPINSIGHTS = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+
+_VAULT_NAME = re.compile(r"^[0-9A-Za-z](?:[0-9A-Za-z]|-(?=[0-9A-Za-z])){2,23}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+KeyVaultAuth = Literal["default", "static-token"]
+N = TypeVar("N", int, float)
+
+
+@dataclass(frozen=True, slots=True)
+class VaultConfig:
+    """A vault akv-rotator may act on: events from any other vault are refused."""
+
+    name: VaultName
+    url: str
+
+    @property
+    def is_loopback(self) -> bool:
+        host = urlsplit(self.url).hostname or ""
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """Bounded retries with exponential backoff and jitter, for transient errors only."""
+
+    attempts: int = 4
+    initial_seconds: float = 1.0
+    max_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the core needs to know about its environment."""
+
+    vaults: tuple[VaultConfig, ...]
+    validity_days: int = 90
+    keyvault_auth: KeyVaultAuth = "default"
+    keyvault_static_token: str | None = field(default=None, repr=False)
+    keyvault_ca_bundle: str | None = None
+    retry: RetrySettings = RetrySettings()
+    connect_timeout_seconds: float = 10.0
+    log_level: str = "INFO"
+    appinsights_connection_string: str | None = field(default=None, repr=False)
+
+    def vault(self, name: str) -> VaultConfig | None:
+        """The configured vault of that name (Key Vault names are case-insensitive)."""
+        for vault in self.vaults:
+            if vault.name == name.lower():
+                return vault
+        return None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read the ``ROTATOR_*`` app settings; raise one error naming every problem."""
+        problems: list[str] = []
+        vaults = _vaults(env.get(VAULTS, ""), problems)
+        auth = env.get(KEYVAULT_AUTH, "default").strip() or "default"
+        token = env.get(KEYVAULT_STATIC_TOKEN) or None
+        if auth not in ("default", "static-token"):
+            problems.append(f"{KEYVAULT_AUTH} must be 'default' or 'static-token', got {auth!r}")
+        elif auth == "static-token":
+            if not token:
+                problems.append(f"{KEYVAULT_AUTH}=static-token needs {KEYVAULT_STATIC_TOKEN}")
+            remote = [v.name for v in vaults if not v.is_loopback]
+            if remote:
+                problems.append(
+                    f"{KEYVAULT_AUTH}=static-token is only for a local twin on loopback, "
+                    f"but these vaults are remote: {', '.join(remote)}"
+                )
+        log_level = env.get(LOG_LEVEL, "INFO").strip().upper() or "INFO"
+        if log_level not in _LOG_LEVELS:
+            problems.append(f"{LOG_LEVEL} must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}")
+        settings = cls(
+            vaults=vaults,
+            validity_days=_number(env, VALIDITY_DAYS, 90, int, 1, 3650, problems),
+            keyvault_auth="static-token" if auth == "static-token" else "default",
+            keyvault_static_token=token,
+            keyvault_ca_bundle=env.get(KEYVAULT_CA_BUNDLE) or None,
+            retry=RetrySettings(
+                attempts=_number(env, RETRY_ATTEMPTS, 4, int, 1, 20, problems),
+                initial_seconds=_number(env, RETRY_INITIAL_SECONDS, 1.0, float, 0.0, 60.0, problems),
+                max_seconds=_number(env, RETRY_MAX_SECONDS, 30.0, float, 0.0, 300.0, problems),
+            ),
+            connect_timeout_seconds=_number(env, CONNECT_TIMEOUT_SECONDS, 10.0, float, 1.0, 120.0,
+                                            problems),
+            log_level=log_level,
+            appinsights_connection_string=env.get(APPINSIGHTS) or None,
+        )
+        if problems:
+            raise ConfigurationError(problems)
+        return settings
+
+
+def _vaults(raw: str, problems: list[str]) -> tuple[VaultConfig, ...]:
+    """Parse ``name`` or ``name=https://url`` entries, comma-separated."""
+    entries = [entry.strip() for entry in raw.split(",") if entry.strip()]
+    if not entries:
+        problems.append(
+            f"{VAULTS} is required: comma-separated vault names, or name=https://url pairs"
+        )
+        return ()
+    vaults: list[VaultConfig] = []
+    for entry in entries:
+        name, _, url = (part.strip() for part in entry.partition("="))
+        if not _VAULT_NAME.match(name):
+            problems.append(f"{VAULTS}: {name!r} is not a Key Vault name (3-24 letters, digits, -)")
+            continue
+        name = name.lower()
+        url = url or f"https://{name}.vault.azure.net"
+        if urlsplit(url).scheme != "https":
+            problems.append(f"{VAULTS}: {name} must have an https:// URL, got {url!r}")
+            continue
+        vaults.append(VaultConfig(VaultName(name), url.rstrip("/")))
+    return tuple(vaults)
+
+
+def _number(  # noqa: PLR0917 - one call per setting reads best positionally
+    env: Mapping[str, str], key: str, default: N, kind: type[N], low: N, high: N, problems: list[str]
+) -> N:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        noun = "whole number" if kind is int else "number"
+        problems.append(f"{key} must be a {noun}, got {raw!r}")
+        return default
+    if not low <= value <= high:
+        problems.append(f"{key} must be between {low} and {high}, got {raw}")
+        return default
+    return value

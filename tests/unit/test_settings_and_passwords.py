@@ -1,0 +1,66 @@
+"""Settings validation and password generation."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+
+from rotation.errors import ConfigurationError
+from rotation.passwords import ALPHABET, generate_password
+from rotation.secret_value import SecretValue
+from rotation.settings import Settings
+
+
+def test_vault_names_default_to_public_cloud_urls() -> None:
+    settings = Settings.from_env({"ROTATOR_VAULTS": "KV-Prod, kv2=https://kv2.vault.azure.cn/"})
+    assert [(v.name, v.url) for v in settings.vaults] == [
+        ("kv-prod", "https://kv-prod.vault.azure.net"), ("kv2", "https://kv2.vault.azure.cn")]
+    assert settings.vault("KV2") is not None and settings.vault("kv3") is None
+
+
+def test_every_bad_setting_is_reported_together() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({"ROTATOR_VALIDITY_DAYS": "ninety", "ROTATOR_RETRY_ATTEMPTS": "0",
+                           "ROTATOR_LOG_LEVEL": "LOUD", "ROTATOR_KEYVAULT_AUTH": "magic"})
+    problems = caught.value.problems
+    assert len(problems) == 5
+    assert any("ROTATOR_VAULTS is required" in p for p in problems)
+
+
+def test_static_token_is_only_for_a_loopback_twin() -> None:
+    with pytest.raises(ConfigurationError, match="only for a local twin"):
+        Settings.from_env({"ROTATOR_VAULTS": "kv1", "ROTATOR_KEYVAULT_AUTH": "static-token",
+                           "ROTATOR_KEYVAULT_STATIC_TOKEN": "tok-zz9"})
+    local = Settings.from_env({"ROTATOR_VAULTS": "kv1=https://127.0.0.1:8443",
+                               "ROTATOR_KEYVAULT_AUTH": "static-token",
+                               "ROTATOR_KEYVAULT_STATIC_TOKEN": "tok-zz9"})
+    assert local.vaults[0].is_loopback
+    assert "tok-zz9" not in repr(local)  # the token is kept out of repr
+
+
+def test_vault_urls_must_be_https() -> None:
+    with pytest.raises(ConfigurationError, match="https"):
+        Settings.from_env({"ROTATOR_VAULTS": "kv1=http://127.0.0.1:8443"})
+
+
+def test_passwords_are_long_mixed_and_connection_string_safe() -> None:
+    seen = set()
+    for _ in range(200):
+        password = generate_password().reveal()
+        assert len(password) == 40
+        assert set(password) <= set(ALPHABET)
+        assert not set(password) & set(":\\'\"@/?#%&= ")
+        for cls in (string.ascii_lowercase, string.ascii_uppercase, string.digits, "-_.~"):
+            assert set(password) & set(cls)
+        seen.add(password)
+    assert len(seen) == 200
+    with pytest.raises(ValueError, match="at least 16"):
+        generate_password(8)
+
+
+def test_secret_value_is_redacted_everywhere_but_reveal() -> None:
+    value = SecretValue("p4ss-word")
+    assert "p4ss" not in repr(value) + str(value) + f"{value}" + repr([value])
+    assert value.reveal() == "p4ss-word"
+    assert value == SecretValue("p4ss-word") and value != SecretValue("other")
