@@ -1,0 +1,240 @@
+"""``KeyVaultTwin``: the public face of the twin, wiring store, events, faults and server.
+
+A test (or the demo) starts one, points the unmodified ``SecretClient`` at ``twin.url`` with
+``twin.ca_path`` as the trusted CA, and asserts on what the vault saw (``twin.requests``) and
+emitted (``twin.events``). Everything runs in-process on background threads; ``stop()`` (or
+leaving the ``with`` block) tears it all down; temporary certificates go with the object.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from twins.keyvault.credential import DEFAULT_TOKEN, TwinCredential
+from twins.keyvault.events import Event, EventDispatcher
+from twins.keyvault.faults import Fault, FaultInjector, RequestLog
+from twins.keyvault.routes import VaultApp, VaultConfig
+from twins.keyvault.server import TwinHTTPServer
+from twins.keyvault.store import VaultStore
+from twins.keyvault.tls import make_certificates
+
+if TYPE_CHECKING:
+    from azure.keyvault.secrets import SecretClient
+
+DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+# The tenant the Azure SDK's own recordings use once sanitised.
+DEFAULT_TENANT = "12345678-1234-1234-1234-123456789012"
+
+
+class KeyVaultTwin:
+    """An HTTPS Key Vault (secrets only) the real ``SecretClient`` can talk to.
+
+    ``accepted_tokens=None`` accepts any non-empty bearer token; a set restricts it.
+    ``delete_delay`` is how long a delete stays in progress (``/deletedsecrets/{name}`` 404,
+    name not reusable: 409 ``ObjectIsBeingDeleted``). With ``event_url`` every event is also
+    POSTed there as Event Grid would. ``store`` is the vault itself, for seeding or inspecting
+    state without HTTP (writes made there emit no events). ``clock`` replaces ``time.time`` for
+    the store's timestamps, delete delay and scheduled purges.
+    """
+
+    # Positional parameters kept: the signature is the contract other modules were given.
+    def __init__(  # noqa: PLR0917
+        self,
+        vault_name: str = "kv-twin",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cert_dir: str | Path | None = None,
+        event_url: str | None = None,
+        accepted_tokens: Iterable[str] | None = None,
+        delete_delay: float = 0.0,
+        subscription_id: str = DEFAULT_SUBSCRIPTION,
+        resource_group: str = "rg-twin",
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        clock: Callable[[], float] = time.time,
+        delivery_attempts: int = 4,
+        delivery_backoff: float = 0.1,
+    ) -> None:
+        self.vault_name = vault_name
+        self.host = host
+        self.topic = (
+            f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/Microsoft.KeyVault/vaults/{vault_name}"
+        )
+        if isinstance(accepted_tokens, str):
+            accepted_tokens = [accepted_tokens]  # one token, not a set of its characters
+        self.accepted_tokens = frozenset(accepted_tokens) if accepted_tokens is not None else None
+        self._port = port
+        self._cert_dir = Path(cert_dir) if cert_dir is not None else None
+        self.store = VaultStore(delete_delay=delete_delay, clock=clock)
+        self._dispatcher = EventDispatcher(event_url, attempts=delivery_attempts, backoff=delivery_backoff)
+        self._faults = FaultInjector()
+        self._log = RequestLog()
+        self._app = VaultApp(
+            VaultConfig(vault_name, self.topic, tenant_id, self.accepted_tokens),
+            self.store,
+            self._dispatcher,
+            self._faults,
+            self._log,
+        )
+        self._server: TwinHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ca_path: Path | None = None
+
+    def __repr__(self) -> str:
+        where = self._app.base_url or "not started"
+        return f"KeyVaultTwin(vault_name={self.vault_name!r}, url={where!r})"
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> KeyVaultTwin:
+        """Make certificates, bind, and serve on a background thread."""
+        if self._server is not None:
+            return self
+        if self._cert_dir is None:
+            # Removed when the twin is garbage-collected (or at exit), not at stop(): a client
+            # built from this twin may outlive it and must then fail to connect, not fail to
+            # find its CA file.
+            self._cert_dir = Path(tempfile.mkdtemp(prefix="kv-twin-"))
+            weakref.finalize(self, shutil.rmtree, self._cert_dir, ignore_errors=True)
+        certificates = make_certificates(self._cert_dir, self.host)
+        self._ca_path = certificates.ca_path
+        server = TwinHTTPServer((self.host, self._port), self._app, certificates.server_context())
+        self._app.base_url = _base_url(self.host, server.server_address[1])
+        self._dispatcher.start()
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"kv-twin-{self.vault_name}",
+            daemon=True,
+        )
+        self._server = server
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections, stop event delivery."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._dispatcher.stop()
+
+    def __enter__(self) -> KeyVaultTwin:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- where it is ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``https://host:port`` of the running twin (the vault URL for ``SecretClient``)."""
+        if not self._app.base_url:
+            raise RuntimeError("the twin is not started")
+        return self._app.base_url
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA certificate that signed the server certificate (``connection_verify=``)."""
+        if self._ca_path is None:
+            raise RuntimeError("the twin is not started")
+        return self._ca_path
+
+    def credential(self) -> TwinCredential:
+        """A credential whose token this twin accepts."""
+        token = min(self.accepted_tokens) if self.accepted_tokens else DEFAULT_TOKEN
+        return TwinCredential(token)
+
+    def secret_client(self, **kwargs: Any) -> SecretClient:
+        """A real ``SecretClient`` wired to this twin; ``kwargs`` go to its constructor.
+
+        Pass ``credential=`` to use another credential (e.g. one with a rejected token).
+        """
+        from azure.keyvault.secrets import SecretClient
+
+        credential = kwargs.pop("credential", None) or self.credential()
+        kwargs.setdefault("connection_verify", str(self.ca_path))
+        kwargs.setdefault("verify_challenge_resource", False)
+        return SecretClient(self.url, credential, **kwargs)
+
+    # -- faults -----------------------------------------------------------------------
+
+    def inject_fault(  # noqa: PLR0917 - same order as the admin endpoint's JSON fields
+        self,
+        status: int = 429,
+        count: int = 1,
+        retry_after: float | int | str | None = None,
+        method: str | None = None,
+        path_contains: str | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        *,
+        after_processing: bool = False,
+    ) -> Fault:
+        """Fail the next ``count`` matching authenticated requests; ``status=0`` drops them.
+
+        With ``after_processing=True`` the operation happens and only the response is replaced
+        (a lost response: the client cannot tell whether its set was applied).
+        """
+        fault = Fault(status, count, retry_after, method, path_contains, code, message, after_processing)
+        self._faults.add(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        """Disarm every injected fault."""
+        self._faults.clear()
+
+    # -- events -----------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Event], None]) -> None:
+        """Receive every event on the delivery thread (never on a request thread)."""
+        self._dispatcher.subscribe(callback)
+
+    def emit(self, secret_name: str, event_type: str) -> Event:
+        """Queue an event for the secret's current version and return it.
+
+        Raises :class:`~twins.keyvault.errors.VaultError` (status 404) for an unknown or deleted
+        secret and ``ValueError`` for an event type other than the three secret events.
+        """
+        return self._app.emit(secret_name, event_type)
+
+    def wait_for_deliveries(self, timeout: float = 5.0) -> bool:
+        """Block until queued events are delivered (or dropped); False if ``timeout`` passed."""
+        return self._dispatcher.wait_idle(timeout)
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event emitted so far, oldest first (a copy)."""
+        return self._dispatcher.emitted
+
+    @property
+    def requests(self) -> RequestLog:
+        """Vault API requests seen so far (admin calls excluded)."""
+        return self._log
+
+
+def _base_url(host: str, port: int) -> str:
+    if host in ("", "0.0.0.0"):  # noqa: S104 - reachable locally under the loopback name
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
