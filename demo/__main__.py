@@ -36,7 +36,7 @@ from demo.embedded_pg import EmbeddedPostgres, embedded_postgres
 from rotation.passwords import generate_password
 from twins.keyvault import KeyVaultTwin
 
-SECRET = "app-db-credentials"
+SECRET_NAME = "app-db-credentials"  # noqa: S105 - a secret's name, not its value
 ROLE = "app_demo"
 WORK_DIR = Path(os.environ.get("ROTATOR_DEMO_DIR", ".demo"))
 
@@ -74,7 +74,7 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
 
     client = twin.secret_client()
     original = client.set_secret(
-        SECRET,
+        SECRET_NAME,
         json.dumps({"username": ROLE, "password": first_password}),
         content_type="application/json",
         expires_on=datetime.now(UTC) + timedelta(days=20),
@@ -82,18 +82,18 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
               "rotator-validity-days": "30", "owner": "platform-team"},
     )
     old_version = original.properties.version
-    say(f"2. Key Vault twin at {twin.url}: secret {SECRET} version {old_version}, "
+    say(f"2. Key Vault twin at {twin.url}: secret {SECRET_NAME} version {old_version}, "
         f"expires {_day(original.properties.expires_on)}")
 
     delivered: list[dict[str, Any]] = []
     twin.subscribe(delivered.append)
     twin.wait_for_deliveries()
     delivered.clear()  # the creation event above is not part of the story
-    event = twin.emit(SECRET, "Microsoft.KeyVault.SecretNearExpiry")
+    event = twin.emit(SECRET_NAME, "Microsoft.KeyVault.SecretNearExpiry")
     say(f"3. Event Grid delivers {event['eventType']} for version {event['data']['Version']}")
     function_app.keyvault_events(_as_worker_event(event))
 
-    current = client.get_secret(SECRET)
+    current = client.get_secret(SECRET_NAME)
     new_version = current.properties.version
     rotated_tags = current.properties.tags or {}
     say(f"4. rotated: version {old_version} -> {new_version}, "
@@ -111,21 +111,21 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
     own_writes = [e for e in delivered if e["eventType"].endswith("SecretNewVersionCreated")]
     for own in own_writes:
         function_app.keyvault_events(_as_worker_event(own))
-    versions = len(list(client.list_properties_of_secret_versions(SECRET)))
+    versions = len(list(client.list_properties_of_secret_versions(SECRET_NAME)))
     say(f"   the twin's SecretNewVersionCreated for that write came back to the function "
         f"and was recognised as the rotator's own: still {versions} versions")
 
     response = function_app.rotate_secret(func.HttpRequest(
-        method="POST", url=f"http://localhost:7071/api/secrets/{SECRET}/rotate",
-        route_params={"name": SECRET}, headers={"content-type": "application/json"},
+        method="POST", url=f"http://localhost:7071/api/secrets/{SECRET_NAME}/rotate",
+        route_params={"name": SECRET_NAME}, headers={"content-type": "application/json"},
         body=json.dumps({"reason": "demo: manual rotation"}).encode(),
     ))
     body = json.loads(response.get_body())
-    say(f"5. POST /api/secrets/{SECRET}/rotate -> {response.status_code}")
+    say(f"5. POST /api/secrets/{SECRET_NAME}/rotate -> {response.status_code}")
     say("   " + json.dumps({k: body.get(k) for k in
                             ("rotationId", "oldVersion", "newVersion", "newExpiry",
                              "durationSeconds")}))
-    third_ok = pg.login_works(ROLE, json.loads(client.get_secret(SECRET).value or "{}")["password"])
+    third_ok = pg.login_works(ROLE, json.loads(client.get_secret(SECRET_NAME).value or "{}")["password"])
     say(f"   newest password logs in: {_yes(third_ok)}")
 
     steps = _step_lines(log_path)

@@ -12,6 +12,7 @@ is set; otherwise no provider is installed and the core's spans cost nothing.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import MutableMapping
@@ -91,8 +92,20 @@ def configure_tracing(connection_string: str | None) -> bool:
         if _state["tracing"]:
             return True
         from azure.monitor.opentelemetry import configure_azure_monitor
+        from opentelemetry.sdk.resources import Resource
 
-        configure_azure_monitor(connection_string=connection_string, logger_name="rotation")
+        options: dict[str, Any] = {}
+        if not os.environ.get("OTEL_TRACES_SAMPLER"):
+            # The distro's default samples at most 5 traces a second, and starts with an empty
+            # budget, so a lone rotation's trace could be dropped. Rotations are rare and
+            # each one matters: keep them all unless the operator chose a sampler.
+            options["sampling_ratio"] = 1.0
+        configure_azure_monitor(
+            connection_string=connection_string,
+            logger_name="rotation",
+            resource=Resource.create({"service.name": "akv-rotator"}),
+            **options,
+        )
         _state["tracing"] = True
         return True
 

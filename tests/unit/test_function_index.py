@@ -44,7 +44,7 @@ def test_importing_the_app_reads_no_settings_and_opens_nothing(monkeypatch) -> N
     import importlib
 
     import function_app
-    import handlers.services as services
+    from handlers import services
 
     for key in [k for k in list(__import__("os").environ) if k.startswith("ROTATOR_")]:
         monkeypatch.delenv(key)
