@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m demo
 
 ## test: the whole suite (real PostgreSQL from Debian's packages, twins over HTTPS)
-test: system-deps $(STAMP)
+test: system-deps $(STAMP) node_modules/.bin/azurite
 	$(BIN)/python -m pytest
 
 ## lint: ruff and mypy (the test suite runs them too)
@@ -26,6 +26,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# Azurite (npm devDependency, pinned by package-lock.json) for the journal's Table tests.
+# Installed when missing; after changing package.json run `npm install` yourself.
+node_modules/.bin/azurite:
+	npm install --no-audit --no-fund
 
 system-deps:
 	bash scripts/install-system-deps.sh

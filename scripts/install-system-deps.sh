@@ -10,6 +10,8 @@ have_pg_server || missing+=(postgresql)
 command -v make >/dev/null || missing+=(make)
 command -v runuser >/dev/null || missing+=(util-linux)
 python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
+command -v node >/dev/null || missing+=(nodejs)   # Azurite, for the journal's Table tests
+command -v npm >/dev/null || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
     echo "system dependencies: all present"
