@@ -14,6 +14,9 @@ Tags an operator sets (README "Binding a secret" documents them):
                            it the login changes its own password)
 ``rotator-validity-days``  lifetime of each new version (optional: app default)
 ``rotator-strategy``       how the target rotates (optional: the kind's default)
+``rotator-grace-hours``    how long a previous credential keeps working after a
+                           new version is promoted, for strategies that retire it
+                           (optional: app default)
 =========================  ========================================================
 
 Tags akv-rotator writes on every version it creates: ``rotator-rotation-id``,
@@ -39,6 +42,7 @@ TAG_USERNAME = "rotator-username"
 TAG_ADMIN_SECRET = "rotator-admin-secret"  # noqa: S105 - a tag name
 TAG_VALIDITY_DAYS = "rotator-validity-days"
 TAG_STRATEGY = "rotator-strategy"
+TAG_GRACE_HOURS = "rotator-grace-hours"
 TAG_ROTATION_ID = "rotator-rotation-id"
 TAG_ROTATED_AT = "rotator-rotated-at"
 TAG_WRITTEN_BY = "rotator-written-by"
@@ -48,6 +52,7 @@ MAX_TAGS = 15
 MAX_TAG_LENGTH = 256
 MIN_VALIDITY_DAYS = 1
 MAX_VALIDITY_DAYS = 3650
+MAX_GRACE_HOURS = 24 * 30
 JSON_CONTENT_TYPE = "application/json"
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 
@@ -62,6 +67,7 @@ class SecretBinding:
     admin_secret: str | None
     validity_days: int
     strategy: str
+    grace_hours: float
 
 
 def is_opted_in(tags: Mapping[str, str] | None) -> bool:
@@ -74,7 +80,9 @@ def is_own_write(tags: Mapping[str, str] | None) -> bool:
     return bool(tags and tags.get(TAG_WRITTEN_BY) == WRITTEN_BY and tags.get(TAG_ROTATION_ID))
 
 
-def read_binding(tags: Mapping[str, str] | None, *, default_validity_days: int) -> SecretBinding:
+def read_binding(
+    tags: Mapping[str, str] | None, *, default_validity_days: int, default_grace_hours: float = 24.0
+) -> SecretBinding:
     """Read and check every binding tag, reporting all problems in one error."""
     tags = dict(tags or {})
     problems: list[str] = []
@@ -98,6 +106,12 @@ def read_binding(tags: Mapping[str, str] | None, *, default_validity_days: int) 
         if strategy not in spec.strategies:
             allowed = ", ".join(spec.strategies)
             problems.append(f"tag {TAG_STRATEGY}={strategy!r} is not supported for {kind} ({allowed})")
+        elif strategy in spec.needs_admin and admin_secret is None:
+            problems.append(f"strategy {strategy} needs tag {TAG_ADMIN_SECRET} (an admin login)")
+        if strategy == "alternating-users" and tags.get(TAG_USERNAME, "").strip():
+            problems.append(f"strategy alternating-users switches logins, so it takes the login "
+                            f"from the value; remove tag {TAG_USERNAME}")
+    grace = _grace_hours(tags.get(TAG_GRACE_HOURS), default_grace_hours, problems)
     if problems:
         raise SecretNotRotatable("secret cannot be rotated: " + "; ".join(problems))
     return SecretBinding(
@@ -107,6 +121,7 @@ def read_binding(tags: Mapping[str, str] | None, *, default_validity_days: int) 
         admin_secret=admin_secret,
         validity_days=validity,
         strategy=strategy,
+        grace_hours=grace,
     )
 
 
@@ -123,6 +138,19 @@ def _validity_days(raw: str | None, default: int, problems: list[str]) -> int:
             f"tag {TAG_VALIDITY_DAYS}={days} is outside {MIN_VALIDITY_DAYS}..{MAX_VALIDITY_DAYS}"
         )
     return days
+
+
+def _grace_hours(raw: str | None, default: float, problems: list[str]) -> float:
+    if raw is None or not raw.strip():
+        return default
+    try:
+        hours = float(raw.strip())
+    except ValueError:
+        problems.append(f"tag {TAG_GRACE_HOURS}={raw!r} is not a number of hours")
+        return default
+    if not 0 <= hours <= MAX_GRACE_HOURS:
+        problems.append(f"tag {TAG_GRACE_HOURS}={raw.strip()} is outside 0..{MAX_GRACE_HOURS}")
+    return hours
 
 
 def tags_for_new_version(

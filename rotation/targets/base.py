@@ -19,20 +19,33 @@ class TargetContext:
 
 
 class Target(Protocol):
-    """A system holding a credential that akv-rotator can change and check.
+    """A system holding a credential that akv-rotator can change, check and retire.
 
-    Both methods must be safe to repeat: ``apply`` is a no-op when the new credential already
-    works, so a retry after a lost acknowledgement cannot lock anyone out.
+    Every method must be safe to repeat, because a rotation that dies is resumed by another
+    worker from its last recorded step: ``apply`` is a no-op when the new credential already
+    works, and ``retire`` is a no-op when the previous credential is already gone.
     """
 
+    #: True when the strategy leaves the previous credential working until ``retire`` ends it
+    #: (alternating users, API tokens); False when ``apply`` already ended it (single user).
+    retires_previous: bool
+
+    def next_username(self, current: Credential) -> str:
+        """The login the next credential belongs to (the same one, or the alternate)."""
+        ...
+
+    def accepts(self, credential: Credential) -> bool:
+        """True when a fresh login with ``credential`` succeeds; False when it is refused."""
+        ...
+
     def apply(self, current: Credential, new: Credential) -> None:
-        """Make ``new`` the credential the target accepts for ``new.username``."""
+        """Make ``new`` a credential the target accepts; ``current`` still works when called."""
         ...
 
     def verify(self, credential: Credential) -> None:
         """Prove ``credential`` works with a fresh login; raise VerificationFailed if not."""
         ...
 
-    def accepts(self, credential: Credential) -> bool:
-        """True when a fresh login with ``credential`` succeeds; False when it is refused."""
+    def retire(self, previous: Credential, current: Credential) -> None:
+        """End ``previous`` so it no longer authenticates, never touching ``current``."""
         ...

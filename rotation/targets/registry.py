@@ -17,26 +17,34 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class TargetSpec:
-    """A target kind: where its code lives and which rotation strategies it supports."""
+    """A target kind: its module, and the class implementing each strategy it supports.
+
+    The first strategy is the default. ``needs_admin`` lists strategies that cannot work
+    without an admin credential (``rotator-admin-secret``).
+    """
 
     module: str
-    factory: str
-    strategies: tuple[str, ...]
+    strategies: dict[str, str]
+    needs_admin: frozenset[str] = frozenset()
 
     @property
     def default_strategy(self) -> str:
-        return self.strategies[0]
+        return next(iter(self.strategies))
 
 
 TARGET_KINDS: dict[str, TargetSpec] = {
-    "postgresql": TargetSpec("rotation.targets.postgres", "PostgresTarget", ("single-user",)),
+    "postgresql": TargetSpec(
+        "rotation.targets.postgres",
+        {"single-user": "PostgresTarget", "alternating-users": "PostgresAlternatingUsersTarget"},
+        needs_admin=frozenset({"alternating-users"}),
+    ),
 }
 
 
 def build_target(context: TargetContext) -> Target:
-    """Import the kind's module on first use and build its target for ``context``."""
+    """Import the kind's module on first use and build its strategy's target for ``context``."""
     spec = TARGET_KINDS[context.binding.target_kind]
     module = importlib.import_module(spec.module)
-    factory = getattr(module, spec.factory)
+    factory = getattr(module, spec.strategies[context.binding.strategy])
     target: Target = factory(context)
     return target

@@ -15,7 +15,7 @@ from tests.support.postgres import PostgresServer, free_port, server_log
 
 
 def target_for(address: str, admin: Credential | None = None) -> PostgresTarget:
-    binding = SecretBinding("postgresql", address, None, None, 30, "single-user")
+    binding = SecretBinding("postgresql", address, None, None, 30, "single-user", 24.0)
     return PostgresTarget(TargetContext(binding, admin, connect_timeout_seconds=3))
 
 
