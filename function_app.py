@@ -5,7 +5,7 @@ Every trigger, route and schedule of akv-rotator is visible in this file.
 
 import azure.functions as func
 
-from handlers import eventgrid, http
+from handlers import eventgrid, http, sweep
 from handlers.services import get_services
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -23,3 +23,25 @@ def keyvault_events(event: func.EventGridEvent) -> None:
 def rotate_secret(req: func.HttpRequest) -> func.HttpResponse:
     """Rotate a secret now: ``POST /api/secrets/{name}/rotate[?vault=NAME]``."""
     return http.rotate_secret(req, get_services)
+
+
+@app.function_name(name="secret_rotations")
+@app.route(route="secrets/{name}/rotations", methods=[func.HttpMethod.GET])
+def secret_rotations(req: func.HttpRequest) -> func.HttpResponse:
+    """A secret's rotation history: ``GET /api/secrets/{name}/rotations``."""
+    return http.list_rotations(req, get_services)
+
+
+@app.function_name(name="rotation")
+@app.route(route="rotations/{id}", methods=[func.HttpMethod.GET])
+def rotation(req: func.HttpRequest) -> func.HttpResponse:
+    """One rotation's steps, timings and outcome: ``GET /api/rotations/{id}``."""
+    return http.get_rotation(req, get_services)
+
+
+@app.function_name(name="sweeper")
+@app.timer_trigger(arg_name="timer", schedule="%ROTATOR_SWEEP_SCHEDULE%", run_on_startup=False,
+                   use_monitor=True)
+def sweeper(timer: func.TimerRequest) -> None:
+    """Resume stalled rotations, retire what is due, and rotate what events missed."""
+    sweep.run_sweep(timer, get_services)

@@ -69,7 +69,9 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
         "ROTATOR_KEYVAULT_CA_BUNDLE": str(twin.ca_path),
         "ROTATOR_VALIDITY_DAYS": "30",
         "ROTATOR_RETRY_INITIAL_SECONDS": "0.2",
+        "ROTATOR_JOURNAL": f"sqlite:{(WORK_DIR / 'journal.db').resolve()}",
     })
+    (WORK_DIR / "journal.db").unlink(missing_ok=True)
     import function_app  # the real app, imported only now that its settings exist
 
     client = twin.secret_client()
@@ -112,8 +114,15 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
     for own in own_writes:
         function_app.keyvault_events(_as_worker_event(own))
     versions = len(list(client.list_properties_of_secret_versions(SECRET_NAME)))
-    say(f"   the twin's SecretNewVersionCreated for that write came back to the function "
-        f"and was recognised as the rotator's own: still {versions} versions")
+    say(f"   the twin's {len(own_writes)} SecretNewVersionCreated events for its writes (the "
+        f"pending credential and the new version) came back to the function and started "
+        f"nothing: still {versions} versions")
+    history = json.loads(function_app.rotation(func.HttpRequest(
+        method="GET", url=f"http://localhost:7071/api/rotations/{rotated_tags.get('rotator-rotation-id')}",
+        route_params={"id": rotated_tags.get("rotator-rotation-id", "")}, body=b"",
+    )).get_body())
+    say(f"   GET /api/rotations/{{id}}: status {history['status']}, steps "
+        + " > ".join(f"{s['step']} ({s['durationMs']:.0f} ms)" for s in history["steps"]))
 
     response = function_app.rotate_secret(func.HttpRequest(
         method="POST", url=f"http://localhost:7071/api/secrets/{SECRET_NAME}/rotate",
@@ -123,7 +132,7 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
     body = json.loads(response.get_body())
     say(f"5. POST /api/secrets/{SECRET_NAME}/rotate -> {response.status_code}")
     say("   " + json.dumps({k: body.get(k) for k in
-                            ("rotationId", "oldVersion", "newVersion", "newExpiry",
+                            ("rotationId", "status", "oldVersion", "newVersion", "newExpiry",
                              "durationSeconds")}))
     third_ok = pg.login_works(ROLE, json.loads(client.get_secret(SECRET_NAME).value or "{}")["password"])
     say(f"   newest password logs in: {_yes(third_ok)}")
@@ -152,7 +161,7 @@ def _sample_lines(log_path: Path) -> list[str]:
     picked = []
     for line in log_path.read_text().splitlines():
         record = json.loads(line)
-        if record.get("step") in ("apply", "promote") and len(picked) < 2:
+        if record.get("step") in ("prepare", "promote") and len(picked) < 2:
             keep = ("event", "step", "outcome", "duration_ms", "rotation_id", "secret")
             picked.append(json.dumps({k: record[k] for k in keep if k in record}))
     return picked

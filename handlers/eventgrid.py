@@ -69,11 +69,11 @@ def _decide(parsed: KeyVaultEvent, services: ServicesProvider) -> None:
         logger.error("rotation failed", extra={"outcome": "failed", "error": type(exc).__name__,
                                                "detail": str(exc)})
         return
-    fields = {"outcome": outcome.decision, "reason": outcome.reason}
-    if outcome.result is not None:
-        fields.update(rotation_id=outcome.result.rotation_id,
-                      old_version=outcome.result.old_version,
-                      new_version=outcome.result.new_version)
+    fields: dict[str, object] = {"outcome": outcome.decision, "reason": outcome.reason}
+    if outcome.record is not None:
+        fields.update(rotation_id=outcome.record.rotation_id,
+                      old_version=outcome.record.from_version,
+                      new_version=outcome.record.new_version)
     level = logging.WARNING if outcome.decision == "refused" else logging.INFO
     logger.log(level, "event handled", extra=fields)
 

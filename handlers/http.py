@@ -39,6 +39,7 @@ from rotation.errors import (
     TransientError,
 )
 from rotation.ids import SecretName, VaultName
+from rotation.journal.model import public_view
 from rotation.service import RotationTrigger
 from rotation.settings import Settings
 
@@ -48,6 +49,8 @@ _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _ALLOWED_BODY_KEYS = frozenset({"reason"})
 _MAX_REASON = 200
 _CALLER_HEADERS = ("x-ms-client-principal-name", "x-ms-client-principal-id")
+_ROTATION_ID = re.compile(r"^[0-9a-f]{32}$")
+_MAX_LIMIT = 200
 
 
 def rotate_secret(req: func.HttpRequest, services: ServicesProvider) -> func.HttpResponse:
@@ -61,12 +64,50 @@ def rotate_secret(req: func.HttpRequest, services: ServicesProvider) -> func.Htt
             built = services()
             vault = _vault(req, built.settings)
             trigger = RotationTrigger("http", _caller(req, reason))
-            result = built.rotation.rotate(vault, secret, trigger)
+            record = built.rotation.request_rotation(vault, secret, trigger)
         except RotatorError as exc:
             return _error_response(exc)
         logger.info("rotation requested over HTTP finished",
-                    extra={"outcome": "rotated", "rotation_id": result.rotation_id})
-        return _json(200, result.to_dict())
+                    extra={"outcome": record.status, "rotation_id": record.rotation_id})
+        return _json(200, public_view(record))
+
+
+def list_rotations(req: func.HttpRequest, services: ServicesProvider) -> func.HttpResponse:
+    """``GET /api/secrets/{name}/rotations[?vault=NAME&limit=N]``: newest first."""
+    configure_logging()
+    try:
+        secret = _secret_name(req.route_params.get("name", ""))
+        limit = _limit(req.params.get("limit"))
+        built = services()
+        vault = _vault(req, built.settings)
+        records = built.journal.for_secret(vault, secret, limit=limit)
+    except RotatorError as exc:
+        return _error_response(exc)
+    return _json(200, {"vault": vault, "secret": secret,
+                       "rotations": [public_view(record) for record in records]})
+
+
+def get_rotation(req: func.HttpRequest, services: ServicesProvider) -> func.HttpResponse:
+    """``GET /api/rotations/{id}``: one rotation's steps, timings, outcome and trigger."""
+    configure_logging()
+    rotation_id = req.route_params.get("id", "")
+    try:
+        if not _ROTATION_ID.match(rotation_id):
+            raise InvalidRequest(f"{rotation_id!r} is not a rotation id (32 hex characters)")
+        record = services().journal.get(rotation_id)
+        if record is None:
+            raise SecretNotFound(f"no rotation {rotation_id}")
+    except RotatorError as exc:
+        return _error_response(exc)
+    return _json(200, public_view(record))
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None or not raw.strip():
+        return 20
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= _MAX_LIMIT:
+        raise InvalidRequest(f"'limit' must be a whole number from 1 to {_MAX_LIMIT}")
+    return int(raw)
 
 
 def _secret_name(name: str) -> SecretName:
@@ -117,7 +158,7 @@ def _caller(req: func.HttpRequest, reason: str | None) -> str:
 def _error_response(exc: RotatorError) -> func.HttpResponse:
     status, headers = _status_for(exc)
     body: dict[str, Any] = {"error": {"code": type(exc).__name__, "message": str(exc)}}
-    if isinstance(exc, ConcurrentRotation) and exc.rotation_id:
+    if exc.rotation_id:
         body["error"]["rotationId"] = exc.rotation_id
     level = logging.WARNING if status < 500 else logging.ERROR
     logger.log(level, "request failed", extra={"status": status, "error": type(exc).__name__,

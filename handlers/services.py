@@ -4,37 +4,46 @@ Nothing here runs at import time. The first invocation reads the app settings; a
 malformed one raises :class:`~rotation.errors.ConfigurationError` naming every problem, and
 the next invocation tries again (so fixing the setting needs no restart). Key Vault clients
 are built per vault on first use and kept for the life of the worker. Tests call
-:func:`reset_services`.
+:func:`reset_services`, and may pass a step observer to :func:`build_services`.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from handlers.observability import configure_logging, configure_tracing
+from rotation.engine import RotationEngine, StepObserver
 from rotation.errors import ConfigurationError
 from rotation.ids import VaultName
+from rotation.journal import Journal, open_journal
 from rotation.keyvault import KeyVaultSecrets, build_secret_client
 from rotation.service import RotationService
 from rotation.settings import Settings
+from rotation.sweeper import Sweeper
+from rotation.targets.registry import build_target
 
 
 @dataclass(frozen=True)
 class Services:
-    """What handlers are given: the settings and the rotation service built from them."""
+    """What handlers are given: settings, the journal, and the services built on them."""
 
     settings: Settings
+    journal: Journal
     rotation: RotationService
+    sweeper: Sweeper
 
 
 ServicesProvider = Callable[[], Services]
 
 _lock = threading.Lock()
 _services: Services | None = None
+_observer: StepObserver | None = None
 
 
 def get_services() -> Services:
@@ -47,29 +56,45 @@ def get_services() -> Services:
                 settings = Settings.from_env(os.environ)
                 configure_logging(settings.log_level)
                 configure_tracing(settings.appinsights_connection_string)
-                _services = build_services(settings)
+                _services = build_services(settings, observer=_observer)
     return _services
 
 
-def build_services(settings: Settings) -> Services:
+def worker_id() -> str:
+    """Who holds a lease: the instance (in Azure), the host, the process, and a nonce."""
+    instance = os.environ.get("WEBSITE_INSTANCE_ID", "")[:12] or socket.gethostname()
+    return f"{instance}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def build_services(settings: Settings, *, observer: StepObserver | None = None,
+                   clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Services:
     """Wire the core together for ``settings``; Key Vault clients are made on first use."""
     clients: dict[VaultName, KeyVaultSecrets] = {}
     clients_lock = threading.Lock()
 
-    def vault_secrets(name: VaultName) -> KeyVaultSecrets:
+    def vault_secrets(name: str) -> KeyVaultSecrets:
         with clients_lock:
-            if name not in clients:
-                vault = settings.vault(name)
-                if vault is None:
-                    raise ConfigurationError([f"vault {name!r} is not configured"])
-                clients[name] = KeyVaultSecrets(vault.name, build_secret_client(vault, settings),
-                                                settings)
-            return clients[name]
+            vault = settings.vault(name)
+            if vault is None:
+                raise ConfigurationError([f"vault {name!r} is not configured"])
+            if vault.name not in clients:
+                clients[vault.name] = KeyVaultSecrets(
+                    vault.name, build_secret_client(vault, settings), settings)
+            return clients[vault.name]
 
-    rotation = RotationService(
-        settings=settings, vaults=vault_secrets, clock=lambda: datetime.now(UTC)
-    )
-    return Services(settings=settings, rotation=rotation)
+    journal = open_journal(settings.protocol.journal)
+    engine = RotationEngine(settings=settings, journal=journal, vaults=vault_secrets,
+                            targets=build_target, clock=clock, observer=observer)
+    rotation = RotationService(settings=settings, vaults=vault_secrets, journal=journal,
+                               engine=engine, clock=clock, worker_id=worker_id())
+    sweeper = Sweeper(settings=settings, service=rotation, clock=clock)
+    return Services(settings=settings, journal=journal, rotation=rotation, sweeper=sweeper)
+
+
+def set_step_observer(observer: StepObserver | None) -> None:
+    """Install an observer on the next services built (the fault-injection tests' seam)."""
+    global _observer
+    _observer = observer
 
 
 def reset_services() -> None:

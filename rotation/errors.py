@@ -22,7 +22,12 @@ from __future__ import annotations
 
 
 class RotatorError(Exception):
-    """Base of every error akv-rotator raises on purpose."""
+    """Base of every error akv-rotator raises on purpose.
+
+    ``rotation_id`` names the journaled rotation the error ended, once one was opened.
+    """
+
+    rotation_id: str | None = None
 
 
 class TransientError(RotatorError):

@@ -58,6 +58,17 @@ class SecretVersion:
     created_on: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class SecretSummary:
+    """A secret as listed: its latest version's properties, never its value."""
+
+    name: SecretName
+    tags: Mapping[str, str]
+    enabled: bool
+    expires_on: datetime | None
+    content_type: str | None
+
+
 class KeyVaultSecrets:
     """One vault's secrets, with retries and error translation built in."""
 
@@ -96,6 +107,30 @@ class KeyVaultSecrets:
             f"writing a new version of {name!r}",
         )
         return self._convert(secret, value=value)
+
+    def disable_version(self, name: str, version: str) -> None:
+        """Disable one version: Key Vault then refuses to hand out its value (403)."""
+        self._call(
+            lambda: self._client.update_secret_properties(name, version, enabled=False),
+            f"disabling version {version} of {name!r}",
+        )
+
+    def list_secrets(self) -> list[SecretSummary]:
+        """Every secret's latest properties (names, tags, expiry), without values."""
+
+        def collect() -> list[SecretSummary]:
+            return [
+                SecretSummary(
+                    name=SecretName(item.name or ""),
+                    tags=dict(item.tags or {}),
+                    enabled=bool(item.enabled),
+                    expires_on=item.expires_on,
+                    content_type=item.content_type,
+                )
+                for item in self._client.list_properties_of_secrets()
+            ]
+
+        return self._call(collect, "listing secrets")
 
     def _call(self, action: Callable[[], T], what: str) -> T:
         def attempt() -> T:

@@ -1,56 +1,44 @@
-"""The rotation service: decides what an event or request asks for, and rotates.
+"""The rotation service: decides what an event, a request or a sweep asks for.
 
-A rotation of the single-user strategy runs these steps, each a span and a log line::
+It never rotates by itself: it opens a rotation in the journal (which makes duplicates and
+concurrent requests start nothing new), takes the rotation's lease, and hands it to the
+:class:`~rotation.engine.RotationEngine`. Resuming a rotation a dead worker left behind is
+the same path: take the lease once it has expired, and run.
 
-    read ─► apply ─► verify ─► promote
-    (current    (target gets   (fresh login   (new Key Vault version with
-     version,    the new        with the new   carried-forward tags and
-     binding)    password)      password)      a fresh expiry)
-
-``apply`` is skipped when the new password already works, so a retry is harmless. The
-durable journal, lease and retirement of a later issue slot in around these steps; Kubernetes
-propagation goes between ``promote`` and the end.
+Idempotency key: (vault, secret, version being rotated). A redelivered or replayed event for
+that version finds the existing rotation and, at most, resumes it.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime
+from typing import Literal
 
-from rotation import telemetry
-from rotation.binding import (
-    JSON_CONTENT_TYPE,
-    encode_credential,
-    is_opted_in,
-    is_own_write,
-    read_binding,
-    read_credential,
-    tags_for_new_version,
-)
-from rotation.errors import ConcurrentRotation, SecretNotFound, SecretNotRotatable
+from rotation.binding import is_opted_in, is_own_write, read_binding, read_credential
+from rotation.engine import RotationEngine
+from rotation.errors import ConcurrentRotation, SecretNotFound, SecretNotRotatable, TransientError
 from rotation.events import KeyVaultEvent
 from rotation.ids import RotationId, SecretName, VaultName, VersionId
-from rotation.keyvault import KeyVaultSecrets, SecretVersion
-from rotation.passwords import generate_password
-from rotation.retry import call_with_retry
-from rotation.secret_value import Credential
+from rotation.journal.base import (
+    Begun,
+    Busy,
+    Journal,
+    LeaseHeld,
+    NotYetDue,
+)
+from rotation.journal.model import RotationRecord, TriggerSource
+from rotation.keyvault import KeyVaultSecrets
 from rotation.settings import Settings
-from rotation.targets.base import Target, TargetContext
-from rotation.targets.registry import build_target
 
 logger = logging.getLogger(__name__)
 
-TriggerSource = Literal["event", "http", "sweeper", "cli"]
-Decision = Literal["rotated", "ignored", "refused"]
+Decision = Literal["rotated", "resumed", "ignored", "refused", "awaiting-retirement"]
 Clock = Callable[[], datetime]
 VaultDirectory = Callable[[VaultName], KeyVaultSecrets]
-TargetFactory = Callable[[TargetContext], Target]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,66 +51,38 @@ class RotationTrigger:
 
 
 @dataclass(frozen=True, slots=True)
-class RotationResult:
-    """The outcome of one rotation: ids, versions and timing, never a value."""
-
-    rotation_id: RotationId
-    vault: VaultName
-    secret: SecretName
-    target_kind: str
-    old_version: VersionId
-    new_version: VersionId
-    new_expiry: datetime
-    started_at: datetime
-    duration_seconds: float
-    trigger: RotationTrigger
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rotationId": self.rotation_id,
-            "vault": self.vault,
-            "secret": self.secret,
-            "targetKind": self.target_kind,
-            "oldVersion": self.old_version,
-            "newVersion": self.new_version,
-            "newExpiry": self.new_expiry.isoformat(timespec="seconds"),
-            "startedAt": self.started_at.isoformat(timespec="seconds"),
-            "durationSeconds": round(self.duration_seconds, 3),
-            "trigger": {"source": self.trigger.source, "reference": self.trigger.reference},
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class EventOutcome:
-    """What an event led to, and why; ``result`` is set when it rotated."""
+    """What an event led to, and why; ``record`` is the rotation it started or resumed."""
 
     decision: Decision
     reason: str
-    result: RotationResult | None = None
+    record: RotationRecord | None = None
 
 
 class RotationService:
-    """Turns events and requests into rotations of opted-in secrets."""
+    """Turns events and requests into journaled rotations of opted-in secrets."""
 
     def __init__(
-        self,
-        *,
-        settings: Settings,
-        vaults: VaultDirectory,
-        clock: Clock,
-        targets: TargetFactory = build_target,
+        self, *, settings: Settings, vaults: VaultDirectory, journal: Journal,
+        engine: RotationEngine, clock: Clock, worker_id: str,
         new_rotation_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self._settings = settings
         self._vaults = vaults
+        self._journal = journal
+        self._engine = engine
         self._clock = clock
-        self._targets = targets
+        self.worker_id = worker_id
         self._new_rotation_id = new_rotation_id
-        self._running: dict[tuple[str, str], RotationId] = {}
-        self._running_lock = threading.Lock()
+
+    @property
+    def journal(self) -> Journal:
+        return self._journal
+
+    # -- events ------------------------------------------------------------------------
 
     def handle_event(self, event: KeyVaultEvent) -> EventOutcome:
-        """Decide what a Key Vault event asks for, and rotate when it asks for it."""
+        """Decide what a Key Vault event asks for; rotate or resume when it asks for that."""
         if self._settings.vault(event.vault) is None:
             return EventOutcome("refused", f"vault {event.vault!r} is not in the allowlist")
         kv = self._vaults(event.vault)
@@ -135,18 +95,21 @@ class RotationService:
         except SecretNotRotatable as exc:
             return EventOutcome("ignored", str(exc))
         if current.version != event.version:
-            return EventOutcome(
-                "ignored",
-                f"stale event: it names version {event.version}, the current one is "
-                f"{current.version}",
-            )
+            return self._stale(event, current.version)
         if not current.enabled:
             return EventOutcome("ignored", "the current version is disabled")
         if not is_opted_in(current.tags):
             return EventOutcome("ignored", "the secret is not opted in to rotation")
         trigger = RotationTrigger("event", event.event_id, event_type=event.kind)
-        result = self.rotate(event.vault, event.secret, trigger, expected_version=event.version)
-        return EventOutcome("rotated", f"rotated after {event.kind}", result)
+        return self._start_for_event(event.vault, event.secret, event.version, trigger)
+
+    def _stale(self, event: KeyVaultEvent, current: str) -> EventOutcome:
+        """An old version's event: nothing new, but finish that version's rotation if stuck."""
+        existing = self._journal.claimed_by(event.vault, event.secret, event.version)
+        if existing is not None and not existing.finished:
+            return self._resume_for_event(existing)
+        return EventOutcome("ignored", f"stale event: it names version {event.version}, the "
+                                       f"current one is {current}")
 
     def _new_version_outcome(self, kv: KeyVaultSecrets, event: KeyVaultEvent) -> EventOutcome:
         try:
@@ -157,106 +120,100 @@ class RotationService:
             return EventOutcome("ignored", "akv-rotator wrote this version itself")
         return EventOutcome("ignored", "a new version written outside akv-rotator needs no rotation")
 
-    def rotate(
-        self,
-        vault: VaultName,
-        secret: SecretName,
-        trigger: RotationTrigger,
-        *,
-        expected_version: VersionId | None = None,
-    ) -> RotationResult:
-        """Rotate the credential behind ``secret`` now, and store it as a new version."""
-        rotation_id = RotationId(self._new_rotation_id())
-        with self._exclusive(vault, secret, rotation_id), telemetry.rotation_context(
-            rotation_id=rotation_id, vault=vault, secret=secret, trigger=trigger.source
-        ), telemetry.step("rotate", trigger_reference=trigger.reference):
-            return self._rotate(rotation_id, vault, secret, trigger, expected_version)
+    def _start_for_event(self, vault: VaultName, secret: SecretName, version: VersionId,
+                         trigger: RotationTrigger) -> EventOutcome:
+        opened = self._journal.begin(self._new_record(vault, secret, version, trigger),
+                                     now=self._clock())
+        if isinstance(opened, Begun):
+            record = self._run(opened.record)
+            return EventOutcome(_decision(record), f"rotated after {trigger.event_type}", record)
+        existing = opened.record
+        if existing.finished:
+            return EventOutcome("ignored", f"duplicate: rotation {existing.rotation_id} of this "
+                                           f"version already {existing.status}", existing)
+        return self._resume_for_event(existing)
 
-    def _rotate(
-        self,
-        rotation_id: RotationId,
-        vault: VaultName,
-        secret: SecretName,
-        trigger: RotationTrigger,
-        expected_version: VersionId | None,
-    ) -> RotationResult:
-        started_at, started = self._clock(), time.perf_counter()
-        kv = self._vaults(vault)
-        with telemetry.step("read"):
-            current = kv.latest(secret)
-            if expected_version is not None and current.version != expected_version:
-                raise ConcurrentRotation(
-                    f"secret {secret!r} moved to version {current.version} before rotation began"
-                )
-            binding = read_binding(current.tags, default_validity_days=self._settings.validity_days)
-            credential = read_credential(current.value, current.content_type, binding.username)
-            admin = self._admin_credential(kv, binding.admin_secret)
-            new_tags = tags_for_new_version(current.tags, rotation_id=rotation_id,
-                                            rotated_at=started_at)
-        target = self._targets(
-            TargetContext(binding, admin, self._settings.connect_timeout_seconds)
-        )
-        new_credential = Credential(credential.username, generate_password())
-        with telemetry.step("apply", target=binding.target_kind):
-            self._retrying(lambda: target.apply(credential, new_credential), "apply")
-        with telemetry.step("verify", target=binding.target_kind):
-            self._retrying(lambda: target.verify(new_credential), "verify")
-        expires_on = self._clock() + timedelta(days=binding.validity_days)
-        with telemetry.step("promote"):
-            promoted = kv.set_version(
-                secret, encode_credential(new_credential), content_type=JSON_CONTENT_TYPE,
-                tags=new_tags, expires_on=expires_on,
-            )
-        return RotationResult(
-            rotation_id=rotation_id,
-            vault=vault,
-            secret=secret,
-            target_kind=binding.target_kind,
-            old_version=current.version,
-            new_version=promoted.version,
-            new_expiry=promoted.expires_on or expires_on,
-            started_at=started_at,
-            duration_seconds=time.perf_counter() - started,
-            trigger=trigger,
-        )
-
-    def _admin_credential(self, kv: KeyVaultSecrets, admin_secret: str | None) -> Credential | None:
-        if admin_secret is None:
-            return None
+    def _resume_for_event(self, existing: RotationRecord) -> EventOutcome:
+        """Resume an unfinished rotation if its lease is free; else let Event Grid retry."""
         try:
-            stored: SecretVersion = kv.latest(admin_secret)
-        except SecretNotFound as exc:
-            raise SecretNotRotatable(f"admin secret {admin_secret!r} does not exist") from exc
-        return read_credential(stored.value, stored.content_type, None)
+            record = self.resume(existing.rotation_id)
+        except LeaseHeld as exc:
+            raise TransientError(
+                f"rotation {existing.rotation_id} is in progress in another worker",
+                retry_after=self._settings.protocol.lease_seconds,
+            ) from exc
+        except NotYetDue as exc:
+            due = exc.record.next_attempt_at
+            if exc.record.status == "awaiting-retirement":
+                return EventOutcome("ignored", "the rotation is waiting to retire the previous "
+                                               "credential; the sweeper finishes it", exc.record)
+            wait = (due - self._clock()).total_seconds() if due else None
+            raise TransientError(f"rotation {existing.rotation_id} waits until its next attempt",
+                                 retry_after=wait) from exc
+        return EventOutcome(_decision(record, resumed=True),
+                            f"resumed rotation {record.rotation_id}", record)
 
-    def _retrying(self, action: Callable[[], None], what: str) -> None:
-        call_with_retry(action, policy=self._settings.retry, what=what)
+    # -- operators ---------------------------------------------------------------------
 
-    def _exclusive(
-        self, vault: VaultName, secret: SecretName, rotation_id: RotationId
-    ) -> _SecretClaim:
-        return _SecretClaim(self, (vault, secret.lower()), rotation_id)
+    def request_rotation(self, vault: VaultName, secret: SecretName,
+                         trigger: RotationTrigger) -> RotationRecord:
+        """Rotate now at an operator's request; 409-style errors when that cannot start."""
+        kv = self._vaults(vault)
+        current = kv.latest(secret)
+        binding = read_binding(current.tags, default_validity_days=self._settings.validity_days,
+                               default_grace_hours=self._settings.protocol.grace_hours)
+        read_credential(current.value, current.content_type, binding.username)
+        opened = self._journal.begin(self._new_record(vault, secret, current.version, trigger),
+                                     now=self._clock(), retry_failed=True)
+        if isinstance(opened, Begun):
+            return self._run(opened.record)
+        existing = opened.record
+        if isinstance(opened, Busy) or not existing.finished:
+            raise ConcurrentRotation(
+                f"rotation {existing.rotation_id} of {secret!r} is {existing.status} "
+                f"(step {existing.step})", rotation_id=existing.rotation_id)
+        raise ConcurrentRotation(
+            f"version {current.version} was already rotated by {existing.rotation_id} "
+            f"({existing.status})", rotation_id=existing.rotation_id)
+
+    def start_for_sweep(self, vault: str, secret: SecretName,
+                        trigger: RotationTrigger) -> RotationRecord | None:
+        """Rotate a secret the sweeper found close to expiry; None if one is already open."""
+        vault_name = VaultName(vault)
+        current = self._vaults(vault_name).latest(secret)
+        opened = self._journal.begin(
+            self._new_record(vault_name, secret, current.version, trigger), now=self._clock())
+        if not isinstance(opened, Begun):
+            return None
+        return self._run(opened.record)
+
+    def vault_secrets(self, vault: str) -> KeyVaultSecrets:
+        return self._vaults(VaultName(vault))
+
+    def resume(self, rotation_id: str) -> RotationRecord:
+        """Take the lease of an unfinished rotation and carry it on."""
+        record = self._journal.claim(rotation_id, owner=self.worker_id, now=self._clock(),
+                                     ttl=self._engine.lease)
+        return self._engine.run(record)
+
+    def _run(self, record: RotationRecord) -> RotationRecord:
+        claimed = self._journal.claim(record.rotation_id, owner=self.worker_id,
+                                      now=self._clock(), ttl=self._engine.lease)
+        return self._engine.run(claimed)
+
+    def _new_record(self, vault: VaultName, secret: SecretName, version: VersionId,
+                    trigger: RotationTrigger) -> RotationRecord:
+        now = self._clock()
+        return RotationRecord(
+            rotation_id=RotationId(self._new_rotation_id()), vault=vault, secret=secret,
+            from_version=version, trigger_source=trigger.source,
+            trigger_reference=trigger.reference, trigger_event_type=trigger.event_type,
+            created_at=now, updated_at=now,
+        )
 
 
-class _SecretClaim:
-    """An in-process claim on one secret, so this worker never rotates it twice at once.
+def _decision(record: RotationRecord, *, resumed: bool = False) -> Decision:
+    if record.status == "awaiting-retirement":
+        return "awaiting-retirement"
+    return "resumed" if resumed else "rotated"
 
-    It does not span processes or instances; the durable per-secret lease of the rotation
-    protocol issue replaces it.
-    """
-
-    def __init__(self, owner: RotationService, key: tuple[str, str], rotation_id: RotationId):
-        self._owner, self._key, self._rotation_id = owner, key, rotation_id
-
-    def __enter__(self) -> None:
-        with self._owner._running_lock:
-            running = self._owner._running.get(self._key)
-            if running is not None:
-                raise ConcurrentRotation(
-                    f"secret {self._key[1]!r} is already being rotated", rotation_id=running
-                )
-            self._owner._running[self._key] = self._rotation_id
-
-    def __exit__(self, *exc_info: object) -> None:
-        with self._owner._running_lock:
-            self._owner._running.pop(self._key, None)

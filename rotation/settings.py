@@ -27,6 +27,14 @@ RETRY_INITIAL_SECONDS = "ROTATOR_RETRY_INITIAL_SECONDS"
 RETRY_MAX_SECONDS = "ROTATOR_RETRY_MAX_SECONDS"
 CONNECT_TIMEOUT_SECONDS = "ROTATOR_CONNECT_TIMEOUT_SECONDS"
 LOG_LEVEL = "ROTATOR_LOG_LEVEL"
+JOURNAL = "ROTATOR_JOURNAL"
+JOURNAL_TABLE = "ROTATOR_JOURNAL_TABLE"
+STORAGE = "AzureWebJobsStorage"
+LEASE_SECONDS = "ROTATOR_LEASE_SECONDS"
+MAX_ATTEMPTS = "ROTATOR_MAX_ATTEMPTS"
+ATTEMPT_BACKOFF_SECONDS = "ROTATOR_ATTEMPT_BACKOFF_SECONDS"
+GRACE_HOURS = "ROTATOR_GRACE_HOURS"
+SWEEP_WINDOW_DAYS = "ROTATOR_SWEEP_WINDOW_DAYS"
 APPINSIGHTS = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 
 _VAULT_NAME = re.compile(r"^[0-9A-Za-z](?:[0-9A-Za-z]|-(?=[0-9A-Za-z])){2,23}$")
@@ -63,6 +71,18 @@ class RetrySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ProtocolSettings:
+    """How rotations are journaled, leased, re-attempted and finished."""
+
+    journal: str = field(default="memory:", repr=False)  # may hold a storage key
+    lease_seconds: float = 300.0
+    max_attempts: int = 5
+    attempt_backoff_seconds: float = 60.0
+    grace_hours: float = 24.0
+    sweep_window_days: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the core needs to know about its environment."""
 
@@ -75,6 +95,7 @@ class Settings:
     connect_timeout_seconds: float = 10.0
     log_level: str = "INFO"
     appinsights_connection_string: str | None = field(default=None, repr=False)
+    protocol: ProtocolSettings = ProtocolSettings()
 
     def vault(self, name: str) -> VaultConfig | None:
         """The configured vault of that name (Key Vault names are case-insensitive)."""
@@ -119,10 +140,39 @@ class Settings:
                                             problems),
             log_level=log_level,
             appinsights_connection_string=env.get(APPINSIGHTS) or None,
+            protocol=ProtocolSettings(
+                journal=_journal(env, problems),
+                lease_seconds=_number(env, LEASE_SECONDS, 300.0, float, 1.0, 3600.0, problems),
+                max_attempts=_number(env, MAX_ATTEMPTS, 5, int, 1, 50, problems),
+                attempt_backoff_seconds=_number(env, ATTEMPT_BACKOFF_SECONDS, 60.0, float, 0.0,
+                                                86400.0, problems),
+                grace_hours=_number(env, GRACE_HOURS, 24.0, float, 0.0, 720.0, problems),
+                sweep_window_days=_number(env, SWEEP_WINDOW_DAYS, 30.0, float, 0.0, 365.0,
+                                          problems),
+            ),
         )
         if problems:
             raise ConfigurationError(problems)
         return settings
+
+
+def _journal(env: Mapping[str, str], problems: list[str]) -> str:
+    """``table`` (Azure Table Storage in ``AzureWebJobsStorage``) or ``sqlite:PATH``."""
+    choice = env.get(JOURNAL, "table").strip() or "table"
+    if choice == "table":
+        connection = env.get(STORAGE, "").strip()
+        if not connection:
+            problems.append(f"{JOURNAL}=table needs {STORAGE} (the storage account connection)")
+        table = env.get(JOURNAL_TABLE, "rotations").strip() or "rotations"
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", table):
+            problems.append(f"{JOURNAL_TABLE} must be 3-63 letters and digits, got {table!r}")
+        return f"table:{table}:{connection}"
+    if choice.startswith("sqlite:") and len(choice) > len("sqlite:"):
+        return choice
+    if choice == "memory:":
+        return choice
+    problems.append(f"{JOURNAL} must be 'table' or 'sqlite:/path/to/journal.db', got {choice!r}")
+    return "memory:"
 
 
 def _vaults(raw: str, problems: list[str]) -> tuple[VaultConfig, ...]:

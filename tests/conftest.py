@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from azure.keyvault.secrets import SecretClient
+from azure.keyvault.secrets._shared import http_challenge_cache
 
+from tests.support.azurite import AZURITE_TABLE, running_azurite
 from tests.support.postgres import PostgresServer, find_pg_bin, running_postgres
+from twins.keyvault import KeyVaultTwin
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +23,28 @@ def postgres() -> Iterator[PostgresServer]:
                     "(Debian package 'postgresql') or set ROTATOR_TEST_PG_BIN")
     with running_postgres(pg_bin) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[str]:
+    """Azurite's Table service for the session; its connection string."""
+    if not AZURITE_TABLE.exists():
+        pytest.fail(f"{AZURITE_TABLE} is missing: run `npm install --no-audit --no-fund` at the "
+                    "repository root (`make test` does it) to install Azurite")
+    with running_azurite() as connection_string:
+        yield connection_string
+
+
+@pytest.fixture
+def twin(tmp_path: Path) -> Iterator[KeyVaultTwin]:
+    """A fresh Key Vault twin per test (the SDK's challenge cache is per host and port)."""
+    http_challenge_cache.clear()
+    with KeyVaultTwin(vault_name="kv-test", cert_dir=tmp_path / "twin") as running:
+        yield running
+    http_challenge_cache.clear()
+
+
+@pytest.fixture
+def kv(twin: KeyVaultTwin) -> SecretClient:
+    """A client of the test's own, for arranging and checking vault state."""
+    return twin.secret_client()

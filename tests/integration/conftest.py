@@ -12,12 +12,12 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 import pytest
 from azure.keyvault.secrets import KeyVaultSecret, SecretClient
-from azure.keyvault.secrets._shared import http_challenge_cache
 
 from handlers import observability
 from handlers.services import reset_services
@@ -29,22 +29,13 @@ from twins.keyvault import KeyVaultTwin
 
 
 @pytest.fixture
-def twin(tmp_path: Any) -> Iterator[KeyVaultTwin]:
-    http_challenge_cache.clear()
-    with KeyVaultTwin(vault_name="kv-test", cert_dir=tmp_path / "twin") as running:
-        yield running
-    http_challenge_cache.clear()
-
-
-@pytest.fixture
-def kv(twin: KeyVaultTwin) -> SecretClient:
-    """A client of the test's own, for arranging and checking vault state."""
-    return twin.secret_client()
-
-
-@pytest.fixture
-def app_settings(twin: KeyVaultTwin, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def app_settings(twin: KeyVaultTwin, monkeypatch: pytest.MonkeyPatch,
+                 tmp_path: Path) -> dict[str, str]:
     settings = {
+        "ROTATOR_JOURNAL": f"sqlite:{tmp_path / 'journal.db'}",
+        "ROTATOR_LEASE_SECONDS": "30",
+        "ROTATOR_MAX_ATTEMPTS": "3",
+        "ROTATOR_ATTEMPT_BACKOFF_SECONDS": "0",
         "ROTATOR_VAULTS": f"{twin.vault_name}={twin.url}",
         "ROTATOR_KEYVAULT_AUTH": "static-token",
         "ROTATOR_KEYVAULT_STATIC_TOKEN": "test-token",
@@ -93,7 +84,26 @@ class App:
             route_params={"name": name}, params=params or {}, body=body,
             headers={"content-type": "application/json", **(headers or {})},
         )
-        response = function_app.rotate_secret(request)
+        return self._answer(function_app.rotate_secret(request))
+
+    def get(self, route: str, route_params: dict[str, str],
+            params: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        import function_app
+
+        request = func.HttpRequest(method="GET", url=f"http://localhost:7071/api/{route}",
+                                   route_params=route_params, params=params or {}, body=b"")
+        handler = (function_app.secret_rotations if route.endswith("/rotations")
+                   else function_app.rotation)
+        return self._answer(handler(request))
+
+    def sweep(self) -> None:
+        from azure.functions.timer import TimerRequest
+
+        import function_app
+
+        function_app.sweeper(TimerRequest(past_due=False))
+
+    def _answer(self, response: func.HttpResponse) -> tuple[int, dict[str, Any]]:
         text = response.get_body().decode()
         self.last_headers = dict(response.headers)
         self.said.http_bodies.append(text)

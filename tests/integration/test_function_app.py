@@ -68,12 +68,17 @@ def test_twin_emitted_event_rotates_and_own_new_version_event_is_ignored(
     app.deliver(twin.emit(secret.name, "Microsoft.KeyVault.SecretNearExpiry"))
     twin.wait_for_deliveries()
     own_writes = [e for e in delivered if e["eventType"].endswith("SecretNewVersionCreated")]
-    assert len(own_writes) == 1
-    for event in own_writes:
+    # One for the pending credential (prepare), one for the new current version (promote).
+    assert sorted(e["subject"] for e in own_writes) == sorted(
+        [secret.name, f"{secret.name}-rotator-pending"])
+    for event in sorted(own_writes, key=lambda e: e["subject"] == secret.name):
         app.deliver(event)
     assert len(versions_of(kv, secret.name)) == 2
     handled = [r for r in captured.records() if r.get("event") == "event handled"]
-    assert handled[-1]["reason"] == "akv-rotator wrote this version itself"
+    # The pending version is disabled once the rotation finished; the new current one is
+    # recognised by its tags.
+    assert [r["reason"] for r in handled[-2:]] == ["the new version is gone or disabled",
+                                                   "akv-rotator wrote this version itself"]
     assert handled[-1]["outcome"] == "ignored"
 
 
@@ -217,15 +222,17 @@ def test_one_trace_per_rotation_with_a_span_per_step(
     app.deliver(near_expiry(twin, secret.name, secret.version))
     spans = span_exporter().get_finished_spans()
     names = [s.name for s in spans]
-    for step in ("rotation/rotate", "rotation/read", "rotation/apply", "rotation/verify",
-                 "rotation/promote"):
+    for step in ("rotation/rotate", "rotation/read", "rotation/prepare", "rotation/apply",
+                 "rotation/verify", "rotation/promote", "rotation/propagate", "rotation/retire",
+                 "rotation/finish"):
         assert names.count(step) == 1, names
     root = next(s for s in spans if s.name == "rotation/rotate")
     assert {s.context.trace_id for s in spans if s.name.startswith("rotation/")} == {
         root.context.trace_id}
     assert root.attributes is not None and root.attributes["rotator.secret"] == secret.name
     steps = [r for r in captured.records() if r.get("event") == "step finished"]
-    assert [r["step"] for r in steps] == ["read", "apply", "verify", "promote", "rotate"]
+    assert [r["step"] for r in steps] == ["read", "prepare", "apply", "verify", "promote",
+                                          "propagate", "retire", "finish", "rotate"]
     rotation_ids = {r["rotation_id"] for r in steps}
     assert len(rotation_ids) == 1
     assert all(r["secret"] == secret.name and r["vault"] == twin.vault_name for r in steps)
@@ -247,7 +254,9 @@ def test_http_rotation_answers_versions_and_expiry(
     assert body["rotationId"] == tags["rotator-rotation-id"]
     assert body["secret"] == secret.name and body["durationSeconds"] >= 0
     assert datetime.fromisoformat(body["newExpiry"]) > datetime.now(UTC) + timedelta(days=29)
-    assert body["trigger"] == {"source": "http", "reference": "alice@example.com: suspected leak"}
+    assert body["trigger"] == {"source": "http", "reference": "alice@example.com: suspected leak",
+                               "eventType": None}
+    assert body["status"] == "succeeded" and body["step"] == "finished"
     assert "password" not in json.dumps(body)
 
 
@@ -297,19 +306,26 @@ def test_http_disabled_secret_is_409(app: App, kv: SecretClient,
 
 
 def test_http_rotation_already_running_is_409_with_its_id(
-    app: App, db_secret: SecretFactory, monkeypatch: pytest.MonkeyPatch,
+    app: App, kv: SecretClient, db_secret: SecretFactory,
 ) -> None:
     from handlers.services import get_services
-    from rotation.ids import RotationId, SecretName
+    from rotation.ids import RotationId, SecretName, VaultName, VersionId
+    from rotation.journal.model import RotationRecord
 
     secret = db_secret()
-    service = get_services().rotation
-    claim = service._exclusive(get_services().settings.vaults[0].name, SecretName(secret.name),
-                               RotationId("r-already-running"))
-    with claim:
-        status, body = app.post_rotate(secret.name)
+    now = datetime.now(UTC)
+    services = get_services()
+    opened = services.journal.begin(RotationRecord(
+        rotation_id=RotationId("a" * 32), vault=VaultName(services.settings.vaults[0].name),
+        secret=SecretName(secret.name), from_version=VersionId(secret.version),
+        trigger_source="event", trigger_reference="another-worker", trigger_event_type=None,
+        created_at=now, updated_at=now), now=now)
+    services.journal.claim(opened.record.rotation_id, owner="another-worker", now=now,
+                           ttl=timedelta(minutes=5))
+    status, body = app.post_rotate(secret.name)
     assert status == 409
-    assert body["error"]["rotationId"] == "r-already-running"
+    assert body["error"]["rotationId"] == "a" * 32
+    assert versions_of(kv, secret.name) == [secret.version]
 
 
 def test_http_transient_failure_is_503_with_retry_after(

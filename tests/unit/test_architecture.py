@@ -17,7 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "rotation"
-DRIVERS = ("psycopg", "pymysql", "kubernetes", "requests", "httpx", "pynetbox")
+DRIVERS = ("psycopg", "pymysql", "kubernetes", "requests", "httpx", "pynetbox",
+           "azure.data.tables", "sqlite3")
 
 
 def imports_of(path: Path) -> set[str]:
@@ -57,10 +58,12 @@ def test_each_driver_is_imported_by_exactly_one_adapter_module() -> None:
     importers: dict[str, set[str]] = defaultdict(set)
     for module, names in core_modules().items():
         for name in names:
-            root = name.split(".")[0]
-            if root in DRIVERS:
-                importers[root].add(module)
+            for driver in DRIVERS:
+                if name == driver or name.startswith(driver + "."):
+                    importers[driver].add(module)
     assert importers["psycopg"] == {"rotation.targets.postgres"}
+    assert importers["azure.data.tables"] == {"rotation.journal.tables"}
+    assert importers["sqlite3"] == {"rotation.journal.sqlite"}
     for driver, modules in importers.items():
         assert len(modules) == 1, f"{driver} is imported by {sorted(modules)}"
 

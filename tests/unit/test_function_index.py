@@ -23,7 +23,8 @@ def indexed() -> dict[str, dict]:
 
 
 def test_exactly_the_expected_functions_are_registered(indexed: dict[str, dict]) -> None:
-    assert set(indexed) == {"keyvault_events", "rotate_secret"}
+    assert set(indexed) == {"keyvault_events", "rotate_secret", "secret_rotations", "rotation",
+                            "sweeper"}
     assert {fn["script"] for fn in indexed.values()} == {"function_app.py"}
 
 
@@ -38,6 +39,23 @@ def test_manual_rotation_route(indexed: dict[str, dict]) -> None:
                        "methods": ["POST"], "authLevel": "FUNCTION",
                        "route": "secrets/{name}/rotate"}
     assert output == {"direction": "OUT", "type": "http", "name": "$return"}
+
+
+def test_history_routes(indexed: dict[str, dict]) -> None:
+    routes = {name: indexed[name]["bindings"][0] for name in ("secret_rotations", "rotation")}
+    assert routes["secret_rotations"]["route"] == "secrets/{name}/rotations"
+    assert routes["rotation"]["route"] == "rotations/{id}"
+    for trigger in routes.values():
+        assert trigger["type"] == "httpTrigger"
+        assert trigger["methods"] == ["GET"] and trigger["authLevel"] == "FUNCTION"
+
+
+def test_sweeper_schedule_comes_from_an_app_setting_and_never_runs_on_start(
+    indexed: dict[str, dict],
+) -> None:
+    assert indexed["sweeper"]["bindings"] == [
+        {"direction": "IN", "type": "timerTrigger", "name": "timer",
+         "schedule": "%ROTATOR_SWEEP_SCHEDULE%", "runOnStartup": False, "useMonitor": True}]
 
 
 def test_importing_the_app_reads_no_settings_and_opens_nothing(monkeypatch) -> None:

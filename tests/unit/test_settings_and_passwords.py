@@ -13,7 +13,8 @@ from rotation.settings import Settings
 
 
 def test_vault_names_default_to_public_cloud_urls() -> None:
-    settings = Settings.from_env({"ROTATOR_VAULTS": "KV-Prod, kv2=https://kv2.vault.azure.cn/"})
+    settings = Settings.from_env({"ROTATOR_VAULTS": "KV-Prod, kv2=https://kv2.vault.azure.cn/",
+                                  "AzureWebJobsStorage": "UseDevelopmentStorage=true"})
     assert [(v.name, v.url) for v in settings.vaults] == [
         ("kv-prod", "https://kv-prod.vault.azure.net"), ("kv2", "https://kv2.vault.azure.cn")]
     assert settings.vault("KV2") is not None and settings.vault("kv3") is None
@@ -24,7 +25,8 @@ def test_every_bad_setting_is_reported_together() -> None:
         Settings.from_env({"ROTATOR_VALIDITY_DAYS": "ninety", "ROTATOR_RETRY_ATTEMPTS": "0",
                            "ROTATOR_LOG_LEVEL": "LOUD", "ROTATOR_KEYVAULT_AUTH": "magic"})
     problems = caught.value.problems
-    assert len(problems) == 5
+    assert len(problems) == 6
+    assert any("needs AzureWebJobsStorage" in p for p in problems)
     assert any("ROTATOR_VAULTS is required" in p for p in problems)
 
 
@@ -33,6 +35,7 @@ def test_static_token_is_only_for_a_loopback_twin() -> None:
         Settings.from_env({"ROTATOR_VAULTS": "kv1", "ROTATOR_KEYVAULT_AUTH": "static-token",
                            "ROTATOR_KEYVAULT_STATIC_TOKEN": "tok-zz9"})
     local = Settings.from_env({"ROTATOR_VAULTS": "kv1=https://127.0.0.1:8443",
+                               "ROTATOR_JOURNAL": "sqlite:/tmp/j.db",
                                "ROTATOR_KEYVAULT_AUTH": "static-token",
                                "ROTATOR_KEYVAULT_STATIC_TOKEN": "tok-zz9"})
     assert local.vaults[0].is_loopback
@@ -64,3 +67,16 @@ def test_secret_value_is_redacted_everywhere_but_reveal() -> None:
     assert "p4ss" not in repr(value) + str(value) + f"{value}" + repr([value])
     assert value.reveal() == "p4ss-word"
     assert value == SecretValue("p4ss-word") and value != SecretValue("other")
+
+
+def test_journal_choices() -> None:
+    base = {"ROTATOR_VAULTS": "kv1"}
+    table = Settings.from_env({**base, "AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    assert table.protocol.journal == "table:rotations:UseDevelopmentStorage=true"
+    assert "UseDevelopmentStorage" not in repr(table)  # a connection string may hold a key
+    sqlite = Settings.from_env({**base, "ROTATOR_JOURNAL": "sqlite:/var/j.db"})
+    assert sqlite.protocol.journal == "sqlite:/var/j.db"
+    with pytest.raises(ConfigurationError, match="must be 'table' or 'sqlite"):
+        Settings.from_env({**base, "ROTATOR_JOURNAL": "postgres"})
+    with pytest.raises(ConfigurationError, match="3-63 letters"):
+        Settings.from_env({**base, "AzureWebJobsStorage": "x", "ROTATOR_JOURNAL_TABLE": "a-b"})

@@ -36,6 +36,7 @@ class Fault:
     code: str | None = None
     message: str | None = None
     after_processing: bool = False
+    path_equals: str | None = None  # the whole path, case-insensitive, e.g. /secrets/db
 
     def __post_init__(self) -> None:
         if self.status != DROP_CONNECTION and not 400 <= self.status <= 599:
@@ -46,6 +47,8 @@ class Fault:
     def matches(self, method: str, path: str) -> bool:
         """True when the request's method and path fit this fault's filters."""
         if self.method is not None and self.method.upper() != method.upper():
+            return False
+        if self.path_equals is not None and self.path_equals.lower() != path.rstrip("/").lower():
             return False
         return self.path_contains is None or self.path_contains in path
 

@@ -187,13 +187,15 @@ class KeyVaultTwin:
         message: str | None = None,
         *,
         after_processing: bool = False,
+        path_equals: str | None = None,
     ) -> Fault:
         """Fail the next ``count`` matching authenticated requests; ``status=0`` drops them.
 
         With ``after_processing=True`` the operation happens and only the response is replaced
         (a lost response: the client cannot tell whether its set was applied).
         """
-        fault = Fault(status, count, retry_after, method, path_contains, code, message, after_processing)
+        fault = Fault(status, count, retry_after, method, path_contains, code, message,
+                      after_processing, path_equals)
         self._faults.add(fault)
         return fault
 

@@ -1,0 +1,383 @@
+"""The rotation protocol: run a claimed rotation through its remaining steps, crash-safely.
+
+::
+
+    prepare ─► apply ─► verify ─► promote ─► propagate ─► retire ─► finish
+    (pending     (target   (fresh    (new current  (seam: ESO    (previous     (pending
+     credential   changes)  login)    version,      re-sync,      credential    disabled,
+     in Key Vault)                    tags, exp)    later issue)  ends, after   journal
+                                                                  its grace)    closed)
+
+**The invariant.** At every instant either the secret's current Key Vault version
+authenticates against the target, or the journal names the pending version that does. The
+new credential is written to Key Vault (``prepare``) before the target is touched, so it is
+never known only to a process that can die. Each step is journaled when it completes
+(a conditional write that also renews the worker's lease), and each step is safe to repeat:
+a worker that resumes a dead worker's rotation re-runs at most the step that was under way,
+with the same pending credential.
+
+**Failures.** A transient error ends this attempt: the lease is released with a back-off
+(``next_attempt_at``) and the error propagates, so Event Grid redelivers or the sweeper
+resumes. After ``max_attempts`` attempts, or at once on a permanent error, the rotation is
+*compensated* — if the current Key Vault version no longer logs in, the old password is put
+back using the pending one — and closed as failed, with its reason. If even that fails, the
+record keeps naming the pending credential, which still works.
+
+A :class:`StepObserver` sees every step boundary; telemetry is one, and the fault-injection
+tests are another (they raise, or kill the process, at a chosen boundary).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from rotation import telemetry
+from rotation.binding import (
+    JSON_CONTENT_TYPE,
+    SecretBinding,
+    encode_credential,
+    read_binding,
+    read_credential,
+    tags_for_new_version,
+)
+from rotation.errors import (
+    ConcurrentRotation,
+    PermanentError,
+    RotatorError,
+    SecretNotFound,
+    SecretNotRotatable,
+    TransientError,
+)
+from rotation.ids import VersionId
+from rotation.journal.base import Journal
+from rotation.journal.model import RotationRecord, Step, StepTiming
+from rotation.keyvault import KeyVaultSecrets, SecretVersion
+from rotation.passwords import generate_password
+from rotation.pending import (
+    clear_pending,
+    find_pending,
+    pending_name,
+    read_pending,
+    store_pending,
+)
+from rotation.retry import call_with_retry
+from rotation.secret_value import Credential
+from rotation.settings import Settings
+from rotation.targets.base import Target, TargetContext
+
+logger = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+TargetFactory = Callable[[TargetContext], Target]
+MAX_ATTEMPT_BACKOFF = timedelta(hours=1)
+
+
+class StepObserver(Protocol):
+    """Sees each step's boundaries: before it, after its effect, after it is journaled."""
+
+    def before(self, step: Step, record: RotationRecord) -> None: ...
+
+    def after_effect(self, step: Step, record: RotationRecord) -> None: ...
+
+    def after_journal(self, step: Step, record: RotationRecord) -> None: ...
+
+
+class NoObserver:
+    """The default observer: does nothing."""
+
+    def before(self, step: Step, record: RotationRecord) -> None:
+        return None
+
+    def after_effect(self, step: Step, record: RotationRecord) -> None:
+        return None
+
+    def after_journal(self, step: Step, record: RotationRecord) -> None:
+        return None
+
+
+@dataclass
+class _Progress:
+    """The latest journaled record of the running attempt (it carries the current ETag)."""
+
+    record: RotationRecord
+
+
+@dataclass
+class _Context:
+    """What the steps share within one attempt; rebuilt from Key Vault on every attempt."""
+
+    kv: KeyVaultSecrets
+    rotated: SecretVersion
+    binding: SecretBinding
+    previous: Credential
+    target: Target
+    pending: Credential | None = None
+
+
+class RotationEngine:
+    """Runs claimed rotations; the journal decides who may advance them."""
+
+    def __init__(
+        self, *, settings: Settings, journal: Journal, vaults: Callable[[str], KeyVaultSecrets],
+        targets: TargetFactory, clock: Clock, observer: StepObserver | None = None,
+    ) -> None:
+        self._settings = settings
+        self._protocol = settings.protocol
+        self._journal = journal
+        self._vaults = vaults
+        self._targets = targets
+        self._clock = clock
+        self._observer = observer or NoObserver()
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self._protocol.lease_seconds)
+
+    def run(self, record: RotationRecord) -> RotationRecord:
+        """Advance a rotation whose lease this worker holds, as far as it can go now."""
+        with telemetry.rotation_context(
+            rotation_id=record.rotation_id, vault=record.vault, secret=record.secret,
+            trigger=record.trigger_source,
+        ), telemetry.step("rotate", attempt=str(record.attempts), resumed_from=record.step):
+            # Failures are recorded against this worker's own latest record, so that a worker
+            # that lost its lease gets LeaseLost instead of touching the new owner's rotation.
+            progress = _Progress(record)
+            try:
+                context = self._context(record)
+                return self._steps(progress, context)
+            except ConcurrentRotation:
+                raise  # another worker owns it now: touch nothing more
+            except TransientError as exc:
+                exc.rotation_id = record.rotation_id
+                return self._after_transient(progress.record, exc)
+            except PermanentError as exc:
+                self._give_up(progress.record, exc)
+                raise
+            except RotatorError:
+                raise
+            except Exception as exc:
+                # A bug or an unexpected library error: treat it like a transient failure, so
+                # the rotation is resumed (and bounded by max_attempts) rather than stuck.
+                logger.exception("unexpected error in a rotation step")
+                wrapped = TransientError(f"unexpected {type(exc).__name__} in a rotation step")
+                wrapped.rotation_id = record.rotation_id
+                return self._after_transient(progress.record, wrapped, cause=exc)
+
+    # -- the steps ---------------------------------------------------------------------
+
+    def _steps(self, progress: _Progress, ctx: _Context) -> RotationRecord:
+        record = progress.record
+        if not record.done("prepared"):
+            with self._step("prepared", record):
+                ctx.pending, version = self._prepare(record, ctx)
+                record = self._advance(progress, self._effect_done("prepared", record), "prepared",
+                                       pending_secret=pending_name(record.secret),
+                                       pending_version=version,
+                                       previous_username=ctx.previous.username)
+        if not record.done("applied"):
+            with self._step("applied", record):
+                pending = self._pending(record, ctx)
+                self._retrying(lambda: ctx.target.apply(ctx.previous, pending), "apply")
+                record = self._advance(progress, self._effect_done("applied", record), "applied")
+        if not record.done("verified"):
+            with self._step("verified", record):
+                pending = self._pending(record, ctx)
+                self._retrying(lambda: ctx.target.verify(pending), "verify")
+                record = self._advance(progress, self._effect_done("verified", record), "verified")
+        if not record.done("promoted"):
+            with self._step("promoted", record):
+                promoted = self._promote(record, ctx, self._pending(record, ctx))
+                retire_after = None
+                if ctx.target.retires_previous:
+                    retire_after = self._clock() + timedelta(hours=ctx.binding.grace_hours)
+                record = self._advance(progress, self._effect_done("promoted", record), "promoted",
+                                       new_version=promoted.version,
+                                       new_expiry=promoted.expires_on, retire_after=retire_after)
+        if not record.done("propagated"):
+            with self._step("propagated", record):
+                # The seam for Kubernetes propagation (ESO re-sync, Reloader): nothing yet.
+                record = self._advance(progress, self._effect_done("propagated", record), "propagated")
+        if not record.done("retired"):
+            if record.retire_after is not None and self._clock() < record.retire_after:
+                return self._await_retirement(progress, record)
+            with self._step("retired", record):
+                if ctx.target.retires_previous:
+                    current = self._pending(record, ctx)
+                    if ctx.previous.username != current.username:
+                        self._retrying(lambda: ctx.target.retire(ctx.previous, current), "retire")
+                record = self._advance(progress, self._effect_done("retired", record), "retired",
+                                       status="running")
+        with self._step("finished", record):
+            clear_pending(ctx.kv, record.secret, record.pending_version or "")
+            record = self._advance(progress, self._effect_done("finished", record), "finished")
+            record = self._journal.close(record, now=self._clock(), status="succeeded")
+        logger.info("rotation finished", extra={"outcome": "succeeded",
+                                                "new_version": record.new_version})
+        return record
+
+    def _pending(self, record: RotationRecord, ctx: _Context) -> Credential:
+        """The pending credential, read back from Key Vault once per attempt when needed."""
+        if ctx.pending is None:
+            ctx.pending = read_pending(ctx.kv, record.secret, record.pending_version or "")
+        return ctx.pending
+
+    def _prepare(self, record: RotationRecord, ctx: _Context) -> tuple[Credential, VersionId]:
+        latest = ctx.kv.latest(record.secret)
+        if latest.version != record.from_version:
+            raise SecretNotRotatable(
+                f"secret moved to version {latest.version} before the rotation of "
+                f"{record.from_version} could prepare"
+            )
+        earlier = find_pending(ctx.kv, record.secret, record.rotation_id)
+        if earlier is not None:
+            return earlier[1], earlier[0]  # stored by an attempt that died before journaling it
+        new = Credential(ctx.target.next_username(ctx.previous), generate_password())
+        expires = self._clock() + timedelta(days=ctx.binding.validity_days)
+        version = store_pending(ctx.kv, record.secret, new, rotation_id=record.rotation_id,
+                                expires_on=expires)
+        return new, version
+
+    def _promote(self, record: RotationRecord, ctx: _Context, pending: Credential) -> SecretVersion:
+        latest = ctx.kv.latest(record.secret)
+        if latest.tags.get("rotator-rotation-id") == record.rotation_id:
+            return latest  # written by an earlier attempt that died before journaling it
+        if latest.version != record.from_version:
+            raise SecretNotRotatable(
+                f"secret moved to version {latest.version} (written outside this rotation) "
+                "before promote; the pending credential is kept"
+            )
+        tags = tags_for_new_version(ctx.rotated.tags, rotation_id=record.rotation_id,
+                                    rotated_at=record.created_at)
+        return ctx.kv.set_version(
+            record.secret, encode_credential(pending), content_type=JSON_CONTENT_TYPE,
+            tags=tags, expires_on=self._clock() + timedelta(days=ctx.binding.validity_days),
+        )
+
+    # -- journal and failure handling ----------------------------------------------------
+
+    def _context(self, record: RotationRecord) -> _Context:
+        kv = self._vaults(record.vault)
+        with telemetry.step("read"):
+            rotated = kv.version(record.secret, record.from_version)
+            binding = read_binding(rotated.tags, default_validity_days=self._settings.validity_days,
+                                   default_grace_hours=self._protocol.grace_hours)
+            previous = read_credential(rotated.value, rotated.content_type, binding.username)
+            admin = self._admin(kv, binding.admin_secret)
+        target = self._targets(TargetContext(binding, admin, self._settings.connect_timeout_seconds))
+        return _Context(kv=kv, rotated=rotated, binding=binding, previous=previous, target=target)
+
+    def _admin(self, kv: KeyVaultSecrets, admin_secret: str | None) -> Credential | None:
+        if admin_secret is None:
+            return None
+        try:
+            stored = kv.latest(admin_secret)
+        except SecretNotFound as exc:
+            raise SecretNotRotatable(f"admin secret {admin_secret!r} does not exist") from exc
+        return read_credential(stored.value, stored.content_type, None)
+
+    @contextmanager
+    def _step(self, step: Step, record: RotationRecord) -> Iterator[None]:
+        self._observer.before(step, record)
+        with telemetry.step(_STEP_NAMES[step]):
+            yield
+
+    def _effect_done(self, step: Step, record: RotationRecord) -> RotationRecord:
+        self._observer.after_effect(step, record)
+        return record
+
+    def _advance(self, progress: _Progress, record: RotationRecord, step: Step,
+                 **changes: object) -> RotationRecord:
+        now = self._clock()
+        started = record.updated_at
+        timing = StepTiming(step=step, completed_at=now,
+                            duration_ms=round((now - started).total_seconds() * 1000, 1),
+                            attempt=record.attempts)
+        saved = self._journal.advance(record, now=now, ttl=self.lease, step=step,
+                                      steps=(*record.steps, timing), **changes)
+        progress.record = saved
+        self._observer.after_journal(step, saved)
+        return saved
+
+    def _await_retirement(self, progress: _Progress, record: RotationRecord) -> RotationRecord:
+        record = self._journal.advance(record, now=self._clock(), ttl=self.lease,
+                                       status="awaiting-retirement")
+        progress.record = record
+        logger.info("previous credential stays valid until its retirement",
+                    extra={"outcome": "awaiting-retirement",
+                           "retire_after": record.retire_after.isoformat()
+                           if record.retire_after else None})
+        return self._journal.release(record, now=self._clock(),
+                                     next_attempt_at=record.retire_after, last_error=None)
+
+    def _after_transient(self, current: RotationRecord, exc: TransientError,
+                         cause: BaseException | None = None) -> RotationRecord:
+        if current.attempts >= self._protocol.max_attempts:
+            self._give_up(current, exc)
+            raise PermanentError(
+                f"gave up after {current.attempts} attempts; last error: {exc}"
+            ) from exc
+        backoff = timedelta(seconds=self._protocol.attempt_backoff_seconds
+                            * 2 ** max(0, current.attempts - 1))
+        self._journal.release(current, now=self._clock(),
+                              next_attempt_at=self._clock() + min(backoff, MAX_ATTEMPT_BACKOFF),
+                              last_error=_describe(exc))
+        if cause is not None:
+            raise exc from cause
+        raise exc
+
+    def _give_up(self, current: RotationRecord, exc: RotatorError) -> None:
+        """Compensate if the current version no longer works, then close as failed.
+
+        The error itself is logged once, by the edge that handles it; this line says what
+        the rotation did about it.
+        """
+        if current.finished:
+            return
+        compensation = "nothing had changed yet"
+        if current.done("prepared") and not current.done("promoted"):
+            compensation = self._compensate(current)
+        elif current.done("promoted"):
+            compensation = "the new current version works"
+        self._journal.close(current, now=self._clock(), status="failed",
+                            last_error=f"{_describe(exc)}; {compensation}")
+        exc.rotation_id = current.rotation_id
+        logger.error("rotation closed as failed",
+                     extra={"outcome": "failed", "error": type(exc).__name__,
+                            "compensation": compensation})
+
+    def _compensate(self, record: RotationRecord) -> str:
+        """Bring the target back to the current Key Vault version's credential if it drifted."""
+        try:
+            ctx = self._context(record)
+            pending = read_pending(ctx.kv, record.secret, record.pending_version or "")
+            if ctx.target.accepts(ctx.previous):
+                clear_pending(ctx.kv, record.secret, record.pending_version or "")
+                return "the current Key Vault version still works"
+            ctx.target.apply(pending, ctx.previous)
+            ctx.target.verify(ctx.previous)
+            clear_pending(ctx.kv, record.secret, record.pending_version or "")
+            return "the previous password was restored; the current Key Vault version works"
+        except RotatorError as exc:
+            logger.error("compensation failed", extra={"error": type(exc).__name__,
+                                                       "detail": str(exc)})
+            return (f"could not restore the previous password ({type(exc).__name__}); the "
+                    f"working credential is version {record.pending_version} of "
+                    f"{record.pending_secret}")
+
+    def _retrying(self, action: Callable[[], None], what: str) -> None:
+        call_with_retry(action, policy=self._settings.retry, what=what)
+
+
+_STEP_NAMES: dict[Step, str] = {
+    "started": "start", "prepared": "prepare", "applied": "apply", "verified": "verify",
+    "promoted": "promote", "propagated": "propagate", "retired": "retire", "finished": "finish",
+}
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+

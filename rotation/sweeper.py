@@ -1,0 +1,112 @@
+"""The sweeper: what events missed, a timer catches.
+
+Each run, in this order:
+
+1. resumes every unfinished rotation that is due: stalled ones (their worker died and the
+   lease expired, or a transient failure's back-off has passed) and those awaiting the
+   retirement of the previous credential once its grace period is over;
+2. starts a rotation for every opted-in, enabled secret whose current version expires within
+   ``ROTATOR_SWEEP_WINDOW_DAYS`` or has no expiry at all — events are lost when dead-lettered
+   or dropped after 24 hours, are never raised for versions created before the subscription,
+   and never for versions without an expiry.
+
+A failure on one secret is logged and counted, and the sweep goes on with the next.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from rotation.binding import is_opted_in
+from rotation.errors import RotatorError
+from rotation.ids import SecretName
+from rotation.journal.base import LeaseHeld, NotYetDue
+from rotation.journal.model import RotationRecord
+from rotation.service import RotationService, RotationTrigger
+from rotation.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did, for its log line and for tests."""
+
+    resumed: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(items) for name, items in vars(self).items()}
+
+
+class Sweeper:
+    """Resumes stalled work, performs due retirements, starts rotations events missed."""
+
+    def __init__(self, *, settings: Settings, service: RotationService,
+                 clock: Callable[[], datetime]) -> None:
+        self._settings = settings
+        self._service = service
+        self._clock = clock
+
+    def sweep(self) -> SweepReport:
+        report = SweepReport()
+        busy: set[tuple[str, str]] = set()
+        for record in self._service.journal.unfinished():
+            busy.add((record.vault, record.secret.lower()))
+            self._resume(record, report)
+        for vault in self._settings.vaults:
+            self._start_missed(vault.name, busy, report)
+        logger.info("sweep finished", extra={"outcome": "swept", **report.counts()})
+        return report
+
+    def _resume(self, record: RotationRecord, report: SweepReport) -> None:
+        try:
+            after = self._service.resume(record.rotation_id)
+        except (LeaseHeld, NotYetDue):
+            report.skipped.append(record.rotation_id)
+            return
+        except RotatorError as exc:
+            logger.warning("sweep could not resume a rotation",
+                           extra={"rotation_id": record.rotation_id, "error": type(exc).__name__,
+                                  "detail": str(exc)})
+            report.failed.append(record.rotation_id)
+            return
+        bucket = report.retired if record.status == "awaiting-retirement" else report.resumed
+        bucket.append(after.rotation_id)
+
+    def _start_missed(self, vault: str, busy: set[tuple[str, str]], report: SweepReport) -> None:
+        horizon = self._clock() + timedelta(days=self._settings.protocol.sweep_window_days)
+        try:
+            secrets = self._service.vault_secrets(vault).list_secrets()
+        except RotatorError as exc:
+            logger.warning("sweep could not list secrets",
+                           extra={"vault": vault, "error": type(exc).__name__, "detail": str(exc)})
+            report.failed.append(vault)
+            return
+        for summary in secrets:
+            if not (summary.enabled and is_opted_in(summary.tags)):
+                continue
+            if (vault, summary.name.lower()) in busy:
+                continue
+            if summary.expires_on is not None and summary.expires_on > horizon:
+                continue
+            self._start(vault, summary.name, report)
+
+    def _start(self, vault: str, secret: SecretName, report: SweepReport) -> None:
+        trigger = RotationTrigger("sweeper", "sweeper")
+        try:
+            record = self._service.start_for_sweep(vault, secret, trigger)
+        except RotatorError as exc:
+            logger.warning("sweep could not rotate a secret",
+                           extra={"vault": vault, "secret": secret, "error": type(exc).__name__,
+                                  "detail": str(exc)})
+            report.failed.append(secret)
+            return
+        if record is not None:
+            report.started.append(record.rotation_id)

@@ -1,0 +1,229 @@
+"""The rotation protocol in one process: journal, idempotency, failure, sweeper, history."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.keyvault.secrets import SecretClient
+
+from rotation.errors import TransientError
+from rotation.pending import pending_name
+from tests.integration.conftest import App, SecretFactory
+from tests.support.payloads import load_payload, retarget
+from tests.support.postgres import PostgresServer
+from twins.keyvault import KeyVaultTwin
+
+
+def near_expiry(twin: KeyVaultTwin, secret: str, version: str) -> dict:
+    return retarget(load_payload("near_expiry_pascal"), vault=twin.vault_name, secret=secret,
+                    version=version)
+
+
+def history(app: App, secret: str) -> list[dict]:
+    status, body = app.get(f"secrets/{secret}/rotations", {"name": secret})
+    assert status == 200, body
+    return list(body["rotations"])
+
+
+def versions_of(kv: SecretClient, name: str) -> list[str]:
+    return [v.version or "" for v in kv.list_properties_of_secret_versions(name)]
+
+
+def current_password(kv: SecretClient, name: str) -> str:
+    return str(json.loads(kv.get_secret(name).value or "{}")["password"])
+
+
+def assert_pending_cleared(kv: SecretClient, secret: str) -> None:
+    versions = list(kv.list_properties_of_secret_versions(pending_name(secret)))
+    assert versions and not [v.version for v in versions if v.enabled]
+    with pytest.raises(HttpResponseError) as refused:
+        kv.get_secret(pending_name(secret))
+    assert refused.value.status_code == 403  # Key Vault will not hand out a disabled value
+
+
+def test_rotation_is_journaled_step_by_step_and_served_as_history(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, db_secret: SecretFactory,
+) -> None:
+    secret = db_secret()
+    app.deliver(near_expiry(twin, secret.name, secret.version))
+    (record,) = history(app, secret.name)
+    assert record["status"] == "succeeded" and record["step"] == "finished"
+    assert [s["step"] for s in record["steps"]] == [
+        "prepared", "applied", "verified", "promoted", "propagated", "retired", "finished"]
+    assert record["oldVersion"] == secret.version
+    assert record["newVersion"] == kv.get_secret(secret.name).properties.version
+    assert record["trigger"]["source"] == "event"
+    assert record["trigger"]["eventType"] == "SecretNearExpiry"
+    assert record["attempts"] == 1 and record["lastError"] is None
+    assert record["pendingSecret"] == pending_name(secret.name)
+    status, single = app.get(f"rotations/{record['rotationId']}", {"id": record["rotationId"]})
+    assert status == 200 and single == record
+    assert_pending_cleared(kv, secret.name)
+
+
+def test_history_errors(app: App) -> None:
+    assert app.get("rotations/nope", {"id": "nope"})[0] == 400
+    status, body = app.get(f"rotations/{'f' * 32}", {"id": "f" * 32})
+    assert status == 404 and "no rotation" in body["error"]["message"]
+    status, body = app.get("secrets/x/rotations", {"name": "x"}, params={"limit": "0"})
+    assert status == 400 and "limit" in body["error"]["message"]
+    status, body = app.get("secrets/never-rotated/rotations", {"name": "never-rotated"})
+    assert status == 200 and body["rotations"] == []
+
+
+def test_replayed_event_after_success_starts_nothing(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, db_secret: SecretFactory,
+) -> None:
+    secret = db_secret()
+    event = near_expiry(twin, secret.name, secret.version)
+    for _ in range(3):
+        app.deliver(event)
+    assert len(versions_of(kv, secret.name)) == 2
+    assert len(history(app, secret.name)) == 1
+
+
+def test_new_version_event_before_near_expiry_changes_nothing(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, postgres: PostgresServer,
+    db_secret: SecretFactory,
+) -> None:
+    secret = db_secret()
+    created = retarget(load_payload("new_version_doc_sample"), vault=twin.vault_name,
+                       secret=secret.name, version=secret.version)
+    app.deliver(created)
+    assert versions_of(kv, secret.name) == [secret.version]
+    app.deliver(near_expiry(twin, secret.name, secret.version))
+    app.deliver(created)  # and once more, late
+    assert len(versions_of(kv, secret.name)) == 2
+    assert len(history(app, secret.name)) == 1
+    assert postgres.can_login(secret.role, current_password(kv, secret.name))
+
+
+def test_old_event_after_a_newer_rotation_does_nothing(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, postgres: PostgresServer,
+    db_secret: SecretFactory,
+) -> None:
+    secret = db_secret()
+    app.deliver(near_expiry(twin, secret.name, secret.version))
+    second_from = kv.get_secret(secret.name).properties.version or ""
+    app.deliver(near_expiry(twin, secret.name, second_from))
+    before = versions_of(kv, secret.name)
+    assert len(before) == 3
+    app.deliver(near_expiry(twin, secret.name, secret.version))  # the first event, very late
+    assert versions_of(kv, secret.name) == before
+    assert len(history(app, secret.name)) == 2
+    assert postgres.can_login(secret.role, current_password(kv, secret.name))
+
+
+def test_http_while_awaiting_retirement_is_409_with_that_rotation(
+    app: App, kv: SecretClient, postgres: PostgresServer, db_secret: SecretFactory,
+) -> None:
+    admin_secret(postgres, kv, "pg-admin-await")
+    secret = db_secret(tags={"rotator-strategy": "alternating-users",
+                             "rotator-admin-secret": "pg-admin-await",
+                             "rotator-grace-hours": "1"})
+    status, first = app.post_rotate(secret.name)
+    assert status == 200 and first["status"] == "awaiting-retirement"
+    assert postgres.can_login(secret.role, secret.password)  # not retired during its grace
+    status, body = app.post_rotate(secret.name)
+    assert status == 409
+    assert body["error"]["rotationId"] == first["rotationId"]
+
+
+def admin_secret(postgres: PostgresServer, kv: SecretClient, name: str) -> None:
+    role = "r_" + name.replace("-", "_")
+    postgres.create_role(role, f"Admin-{role}-Passw0rd", createrole=True)
+    kv.set_secret(name, json.dumps({"username": role, "password": f"Admin-{role}-Passw0rd"}),
+                  content_type="application/json")
+
+
+def test_alternating_users_retire_after_grace_through_the_sweeper(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, postgres: PostgresServer,
+    db_secret: SecretFactory,
+) -> None:
+    admin_secret(postgres, kv, "pg-admin-alt")
+    secret = db_secret(tags={"rotator-strategy": "alternating-users",
+                             "rotator-admin-secret": "pg-admin-alt",
+                             "rotator-grace-hours": "0.0003"})  # about one second
+    app.deliver(near_expiry(twin, secret.name, secret.version))
+    (record,) = history(app, secret.name)
+    assert record["status"] == "awaiting-retirement" and record["step"] == "propagated"
+    new = json.loads(kv.get_secret(secret.name).value or "{}")
+    assert new["username"] == f"{secret.role}_clone"
+    assert postgres.can_login(new["username"], new["password"])
+    assert postgres.can_login(secret.role, secret.password)  # the previous login still works
+
+    app.sweep()  # too early: nothing to do yet
+    assert history(app, secret.name)[0]["status"] == "awaiting-retirement"
+    time.sleep(1.3)
+    app.sweep()
+    (record,) = history(app, secret.name)
+    assert record["status"] == "succeeded" and record["step"] == "finished"
+    assert not postgres.can_login(secret.role, secret.password)  # retired
+    assert postgres.can_login(new["username"], new["password"])
+    assert_pending_cleared(kv, secret.name)
+
+
+def test_sweeper_rotates_what_events_missed_and_leaves_the_rest(
+    app: App, kv: SecretClient, postgres: PostgresServer, db_secret: SecretFactory,
+) -> None:
+    soon = db_secret(expires_in_days=10)
+    later = db_secret(expires_in_days=60)
+    no_expiry = db_secret()
+    kv.update_secret_properties(no_expiry.name, no_expiry.version, expires_on=None)
+    kv.set_secret("not-opted-in", "value-of-a-plain-secret", expires_on=datetime.now(UTC))
+    app.sweep()
+    assert len(versions_of(kv, soon.name)) == 2
+    assert len(versions_of(kv, no_expiry.name)) == 2
+    assert versions_of(kv, later.name) == [later.version]
+    assert len(versions_of(kv, "not-opted-in")) == 1
+    for secret in (soon, no_expiry):
+        assert postgres.can_login(secret.role, current_password(kv, secret.name))
+        assert history(app, secret.name)[0]["trigger"]["source"] == "sweeper"
+    app.sweep()  # the new versions expire in 30 days: still inside the window? no: 30 <= 30
+    assert len(versions_of(kv, soon.name)) in (2, 3)
+
+
+def test_transient_failures_are_bounded_then_failed_and_current_still_works(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, postgres: PostgresServer,
+    db_secret: SecretFactory,
+) -> None:
+    secret = db_secret()
+    event = near_expiry(twin, secret.name, secret.version)
+    twin.inject_fault(status=503, count=1000, method="PUT",
+                      path_contains=pending_name(secret.name))
+    for _ in range(2):
+        with pytest.raises(TransientError):
+            app.deliver(event)  # Event Grid would redeliver
+    app.deliver(event)  # the third attempt is the last: failed, acknowledged
+    (record,) = history(app, secret.name)
+    assert record["status"] == "failed" and record["attempts"] == 3
+    assert "gave up after 3 attempts" in record["lastError"] or "503" in record["lastError"]
+    assert versions_of(kv, secret.name) == [secret.version]
+    assert postgres.can_login(secret.role, secret.password)
+    twin.clear_faults()
+    app.deliver(event)  # a replay of a failed rotation's event starts nothing new
+    assert len(history(app, secret.name)) == 1
+    status, retried = app.post_rotate(secret.name)  # an operator may retry it explicitly
+    assert status == 200 and retried["status"] == "succeeded"
+    assert len(history(app, secret.name)) == 2
+
+
+def test_permanent_failure_after_apply_puts_the_old_password_back(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, postgres: PostgresServer,
+    db_secret: SecretFactory,
+) -> None:
+    secret = db_secret()
+    # Key Vault refuses the promote (403: the identity lost "set" on this secret).
+    twin.inject_fault(status=403, count=1000, method="PUT", path_equals=f"/secrets/{secret.name}")
+    app.deliver(near_expiry(twin, secret.name, secret.version))
+    (record,) = history(app, secret.name)
+    assert record["status"] == "failed" and record["step"] == "verified"
+    assert "previous password was restored" in record["lastError"]
+    assert versions_of(kv, secret.name) == [secret.version]
+    assert postgres.can_login(secret.role, secret.password)
+    twin.clear_faults()
+    assert_pending_cleared(kv, secret.name)

@@ -1,0 +1,160 @@
+"""Workers in separate processes, a real Azure Table journal on Azurite, the twin, PostgreSQL.
+
+Each test gets a fresh twin and its own journal table, and runs the Functions app in worker
+processes (``tests/support/worker.py``) that it can kill with SIGKILL mid-step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from azure.keyvault.secrets import SecretClient
+
+from rotation.journal import Journal, open_journal
+from rotation.journal.model import RotationRecord
+from rotation.pending import pending_name
+from tests.support.payloads import load_payload, retarget
+from tests.support.postgres import PostgresServer
+from twins.keyvault import KeyVaultTwin
+
+ROOT = Path(__file__).resolve().parents[2]
+LEASE_SECONDS = 2.0
+
+
+@pytest.fixture
+def table_name() -> str:
+    return "rot" + uuid.uuid4().hex[:20]
+
+
+@pytest.fixture
+def worker_env(twin: KeyVaultTwin, azurite: str, table_name: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("ROTATOR_", "APPLICATIONINSIGHTS_"))}
+    env.update({
+        "PYTHONPATH": str(ROOT),
+        "ROTATOR_VAULTS": f"{twin.vault_name}={twin.url}",
+        "ROTATOR_KEYVAULT_AUTH": "static-token",
+        "ROTATOR_KEYVAULT_STATIC_TOKEN": "worker-token",
+        "ROTATOR_KEYVAULT_CA_BUNDLE": str(twin.ca_path),
+        "ROTATOR_JOURNAL": "table",
+        "ROTATOR_JOURNAL_TABLE": table_name,
+        "AzureWebJobsStorage": azurite,
+        "ROTATOR_LEASE_SECONDS": str(LEASE_SECONDS),
+        "ROTATOR_ATTEMPT_BACKOFF_SECONDS": "0",
+        "ROTATOR_MAX_ATTEMPTS": "5",
+        "ROTATOR_RETRY_ATTEMPTS": "2",
+        "ROTATOR_RETRY_INITIAL_SECONDS": "0.01",
+        "ROTATOR_RETRY_MAX_SECONDS": "0.05",
+        "ROTATOR_CONNECT_TIMEOUT_SECONDS": "3",
+        "ROTATOR_GRACE_HOURS": "0",
+        "ROTATOR_LOG_LEVEL": "WARNING",
+    })
+    return env
+
+
+@pytest.fixture
+def journal(azurite: str, table_name: str) -> Journal:
+    """The same journal the workers write, read from the test process."""
+    return open_journal(f"table:{table_name}:{azurite}")
+
+
+@dataclass
+class Worker:
+    """Starts worker processes with the test's settings."""
+
+    env: dict[str, str]
+    payload: Path
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tests.support.worker", *args],
+                              cwd=ROOT, env=self.env, capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    def deliver(self, fault: str | None = None, repeat: int = 1) -> subprocess.CompletedProcess[str]:
+        args = ["--payload", str(self.payload), "--repeat", str(repeat)]
+        return self.run(*args, *(["--fault", fault] if fault else []))
+
+    def sweep(self, fault: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.run("--sweep", *(["--fault", fault] if fault else []))
+
+    def start(self, repeat: int) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.support.worker", "--payload", str(self.payload),
+             "--repeat", str(repeat)],
+            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@dataclass
+class Login:
+    """A PostgreSQL login bound to a Key Vault secret."""
+
+    name: str
+    role: str
+    password: str
+    version: str
+
+
+@pytest.fixture
+def make_login(postgres: PostgresServer, kv: SecretClient) -> Callable[..., Login]:
+    def make(tags: dict[str, str] | None = None) -> Login:
+        role = f"p_{uuid.uuid4().hex[:12]}"
+        password = f"First-{role}-Passw0rd"
+        postgres.create_role(role, password)
+        name = f"db-{role.replace('_', '-')}"
+        stored = kv.set_secret(
+            name, json.dumps({"username": role, "password": password}),
+            content_type="application/json",
+            tags={"rotator-target": "postgresql", "rotator-address": postgres.tcp_address(),
+                  **(tags or {})},
+            expires_on=datetime.now(UTC) + timedelta(days=20))
+        return Login(name, role, password, stored.properties.version or "")
+
+    return make
+
+
+@pytest.fixture
+def worker_for(worker_env: dict[str, str], twin: KeyVaultTwin,
+               tmp_path: Path) -> Callable[[Login], Worker]:
+    def make(login: Login) -> Worker:
+        payload = tmp_path / f"{login.name}.json"
+        payload.write_text(json.dumps(retarget(load_payload("near_expiry_pascal"),
+                                               vault=twin.vault_name, secret=login.name,
+                                               version=login.version)))
+        return Worker(worker_env, payload)
+
+    return make
+
+
+def only_rotation(journal: Journal, twin: KeyVaultTwin, login: Login) -> RotationRecord:
+    records = journal.for_secret(twin.vault_name, login.name)
+    assert len(records) == 1, [r.rotation_id for r in records]
+    return records[0]
+
+
+def credential_of(kv: SecretClient, name: str, version: str | None = None) -> tuple[str, str]:
+    value = json.loads(kv.get_secret(name, version).value or "{}")
+    return value["username"], value["password"]
+
+
+def assert_invariant(kv: SecretClient, postgres: PostgresServer, journal: Journal,
+                     twin: KeyVaultTwin, login: Login) -> None:
+    """Either the current version logs in, or the journal names a pending one that does."""
+    if postgres.can_login(*credential_of(kv, login.name)):
+        return
+    record = only_rotation(journal, twin, login)
+    assert record.pending_version, "the current version fails and no pending credential is named"
+    assert postgres.can_login(*credential_of(kv, pending_name(login.name), record.pending_version))
+
+
+def pending_versions(kv: SecretClient, login: Login) -> list[bool]:
+    return [bool(v.enabled)
+            for v in kv.list_properties_of_secret_versions(pending_name(login.name))]
