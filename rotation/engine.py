@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from opentelemetry.trace import Span
+
 from rotation import telemetry
 from rotation.binding import (
     JSON_CONTENT_TYPE,
@@ -142,10 +144,12 @@ class RotationEngine:
         with telemetry.rotation_context(
             rotation_id=record.rotation_id, vault=record.vault, secret=record.secret,
             trigger=record.trigger_source,
-        ), telemetry.step("rotate", attempt=str(record.attempts), resumed_from=record.step):
+        ), telemetry.step("rotate", parent=telemetry.resumed_context(record.trace_parent),
+                          attempt=str(record.attempts), resumed_from=record.step) as span:
             # Failures are recorded against this worker's own latest record, so that a worker
             # that lost its lease gets LeaseLost instead of touching the new owner's rotation.
-            progress = _Progress(record)
+            progress = _Progress(self._remember_trace(record, span))
+            record = progress.record
             try:
                 context = self._context(record)
                 return self._steps(progress, context)
@@ -166,6 +170,16 @@ class RotationEngine:
                 wrapped = TransientError(f"unexpected {type(exc).__name__} in a rotation step")
                 wrapped.rotation_id = record.rotation_id
                 return self._after_transient(progress.record, wrapped, cause=exc)
+
+    def _remember_trace(self, record: RotationRecord, span: Span) -> RotationRecord:
+        """Journal the first attempt's trace, so later attempts join it."""
+        if record.trace_parent is not None:
+            return record
+        trace_parent = telemetry.trace_parent_of(span)
+        if trace_parent is None:
+            return record  # nothing is being traced
+        return self._journal.advance(record, now=self._clock(), ttl=self.lease,
+                                     trace_parent=trace_parent)
 
     # -- the steps ---------------------------------------------------------------------
 

@@ -16,10 +16,13 @@ from contextlib import contextmanager
 
 import structlog
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 logger = logging.getLogger("rotation.steps")
 tracer = trace.get_tracer("akv-rotator")
+_PROPAGATOR = TraceContextTextMapPropagator()
 
 
 @contextmanager
@@ -29,14 +32,33 @@ def rotation_context(**fields: str) -> Iterator[None]:
         yield
 
 
+def trace_parent_of(span: Span) -> str | None:
+    """The W3C ``traceparent`` of ``span``, or None when nothing is being traced."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier.get("traceparent")
+
+
+def resumed_context(trace_parent: str | None) -> Context | None:
+    """The context that makes a resumed attempt's spans part of the rotation's first trace."""
+    if not trace_parent:
+        return None
+    return _PROPAGATOR.extract({"traceparent": trace_parent})
+
+
 @contextmanager
-def step(name: str, **attributes: str) -> Iterator[Span]:
-    """One span ``rotation/<name>`` and one log line, whether the step succeeds or fails."""
+def step(name: str, *, parent: Context | None = None, **attributes: str) -> Iterator[Span]:
+    """One span ``rotation/<name>`` and one log line, whether the step succeeds or fails.
+
+    ``parent`` continues an earlier attempt's trace, so that a rotation resumed by another
+    worker is still one trace.
+    """
     started = time.perf_counter()
     context = structlog.contextvars.get_contextvars()
     span_attributes = {f"rotator.{key}": str(value) for key, value in context.items()}
     span_attributes.update({f"rotator.{key}": value for key, value in attributes.items()})
-    with tracer.start_as_current_span(f"rotation/{name}", attributes=span_attributes) as span:
+    with tracer.start_as_current_span(f"rotation/{name}", context=parent,
+                                      attributes=span_attributes) as span:
         try:
             yield span
         except Exception as exc:

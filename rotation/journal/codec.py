@@ -60,6 +60,7 @@ FIELD_KINDS: dict[str, Kind] = {
     "retire_after": "optional-instant",
     "finished_at": "optional-instant",
     "steps": "steps",
+    "trace_parent": "optional-text",
 }
 
 _CHOICES: dict[str, frozenset[str]] = {

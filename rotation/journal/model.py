@@ -73,6 +73,7 @@ class RotationRecord:
     retire_after: datetime | None = None
     finished_at: datetime | None = None
     steps: tuple[StepTiming, ...] = ()
+    trace_parent: str | None = None         # W3C traceparent of the first attempt's root span
     etag: str | None = field(default=None, compare=False)  # set by the journal; opaque
 
     def with_changes(self, **changes: object) -> RotationRecord:

@@ -227,3 +227,25 @@ def test_permanent_failure_after_apply_puts_the_old_password_back(
     assert postgres.can_login(secret.role, secret.password)
     twin.clear_faults()
     assert_pending_cleared(kv, secret.name)
+
+
+def test_a_resumed_rotation_stays_one_trace(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, db_secret: SecretFactory,
+) -> None:
+    from tests.support.telemetry import span_exporter
+
+    secret = db_secret()
+    event = near_expiry(twin, secret.name, secret.version)
+    twin.inject_fault(status=503, count=3, method="PUT", path_equals=f"/secrets/{secret.name}")
+    with pytest.raises(TransientError):
+        app.deliver(event)  # attempt 1 fails at promote
+    app.deliver(event)  # Event Grid's redelivery: attempt 2 finishes it
+    (record,) = history(app, secret.name)
+    assert record["status"] == "succeeded" and record["attempts"] == 2
+    roots = [s for s in span_exporter().get_finished_spans() if s.name == "rotation/rotate"]
+    assert len(roots) == 2
+    first, second = sorted(roots, key=lambda s: s.start_time or 0)
+    assert first.context.trace_id == second.context.trace_id
+    assert second.parent is not None and second.parent.span_id == first.context.span_id
+    steps = [s for s in span_exporter().get_finished_spans() if s.name.startswith("rotation/")]
+    assert {s.context.trace_id for s in steps} == {first.context.trace_id}

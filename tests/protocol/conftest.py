@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from azure.keyvault.secrets import SecretClient
 from rotation.journal import Journal, open_journal
 from rotation.journal.model import RotationRecord
 from rotation.pending import pending_name
+from tests.support.leaks import Said, leaks, secret_material
 from tests.support.payloads import load_payload, retarget
 from tests.support.postgres import PostgresServer
 from twins.keyvault import KeyVaultTwin
@@ -56,7 +57,7 @@ def worker_env(twin: KeyVaultTwin, azurite: str, table_name: str) -> dict[str, s
         "ROTATOR_RETRY_MAX_SECONDS": "0.05",
         "ROTATOR_CONNECT_TIMEOUT_SECONDS": "3",
         "ROTATOR_GRACE_HOURS": "0",
-        "ROTATOR_LOG_LEVEL": "WARNING",
+        "ROTATOR_LOG_LEVEL": "INFO",
     })
     return env
 
@@ -69,15 +70,18 @@ def journal(azurite: str, table_name: str) -> Journal:
 
 @dataclass
 class Worker:
-    """Starts worker processes with the test's settings."""
+    """Starts worker processes with the test's settings; keeps everything they printed."""
 
     env: dict[str, str]
     payload: Path
+    output: list[str]
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "tests.support.worker", *args],
+        done = subprocess.run([sys.executable, "-m", "tests.support.worker", *args],
                               cwd=ROOT, env=self.env, capture_output=True, text=True,
                               timeout=120, check=False)
+        self.output += [done.stdout, done.stderr]
+        return done
 
     def deliver(self, fault: str | None = None, repeat: int = 1) -> subprocess.CompletedProcess[str]:
         args = ["--payload", str(self.payload), "--repeat", str(repeat)]
@@ -87,10 +91,14 @@ class Worker:
         return self.run("--sweep", *(["--fault", fault] if fault else []))
 
     def start(self, repeat: int) -> subprocess.Popen[str]:
+        """A worker left running; the caller passes what it printed to :meth:`record`."""
         return subprocess.Popen(
             [sys.executable, "-m", "tests.support.worker", "--payload", str(self.payload),
              "--repeat", str(repeat)],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def record(self, *texts: str) -> None:
+        self.output += texts
 
 
 @dataclass
@@ -122,16 +130,22 @@ def make_login(postgres: PostgresServer, kv: SecretClient) -> Callable[..., Logi
 
 
 @pytest.fixture
-def worker_for(worker_env: dict[str, str], twin: KeyVaultTwin,
-               tmp_path: Path) -> Callable[[Login], Worker]:
+def worker_for(worker_env: dict[str, str], twin: KeyVaultTwin, kv: SecretClient,
+               tmp_path: Path) -> Iterator[Callable[[Login], Worker]]:
+    """Workers for a login; at teardown, no secret value may appear in anything they printed."""
+    output: list[str] = []
+
     def make(login: Login) -> Worker:
         payload = tmp_path / f"{login.name}.json"
         payload.write_text(json.dumps(retarget(load_payload("near_expiry_pascal"),
                                                vault=twin.vault_name, secret=login.name,
                                                version=login.version)))
-        return Worker(worker_env, payload)
+        return Worker(worker_env, payload, output)
 
-    return make
+    yield make
+    twin.clear_faults()
+    found = leaks(Said(log_lines=output), secret_material(kv))
+    assert not found, f"secret values appeared in worker output: {found}"
 
 
 def only_rotation(journal: Journal, twin: KeyVaultTwin, login: Login) -> RotationRecord:

@@ -31,6 +31,7 @@ def test_duplicate_storm_rotates_exactly_once(
     outcomes: list[dict[str, object]] = []
     for process in workers:
         stdout, stderr = process.communicate(timeout=180)
+        worker.record(stdout, stderr)
         outcomes += [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
         assert process.returncode in (0, 1), stderr
     assert len(outcomes) == 40
