@@ -41,6 +41,7 @@ from opentelemetry.trace import Span
 from rotation import telemetry
 from rotation.binding import (
     JSON_CONTENT_TYPE,
+    TAG_ROTATION_ID,
     SecretBinding,
     encode_credential,
     read_binding,
@@ -55,7 +56,6 @@ from rotation.errors import (
     SecretNotRotatable,
     TransientError,
 )
-from rotation.ids import VersionId
 from rotation.journal.base import Journal
 from rotation.journal.model import RotationRecord, Step, StepTiming
 from rotation.keyvault import KeyVaultSecrets, SecretVersion
@@ -75,6 +75,7 @@ from rotation.targets.base import Target, TargetContext
 logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 TargetFactory = Callable[[TargetContext], Target]
+Changes = dict[str, object]  # what a step's effect asks the journal to record
 MAX_ATTEMPT_BACKOFF = timedelta(hours=1)
 
 
@@ -117,6 +118,7 @@ class _Context:
     binding: SecretBinding
     previous: Credential
     target: Target
+    new_tags: dict[str, str]
     pending: Credential | None = None
 
 
@@ -184,62 +186,33 @@ class RotationEngine:
     # -- the steps ---------------------------------------------------------------------
 
     def _steps(self, progress: _Progress, ctx: _Context) -> RotationRecord:
-        record = progress.record
-        if not record.done("prepared"):
-            with self._step("prepared", record):
-                ctx.pending, version = self._prepare(record, ctx)
-                record = self._advance(progress, self._effect_done("prepared", record), "prepared",
-                                       pending_secret=pending_name(record.secret),
-                                       pending_version=version,
-                                       previous_username=ctx.previous.username)
-        if not record.done("applied"):
-            with self._step("applied", record):
-                pending = self._pending(record, ctx)
-                self._retrying(lambda: ctx.target.apply(ctx.previous, pending), "apply")
-                record = self._advance(progress, self._effect_done("applied", record), "applied")
-        if not record.done("verified"):
-            with self._step("verified", record):
-                pending = self._pending(record, ctx)
-                self._retrying(lambda: ctx.target.verify(pending), "verify")
-                record = self._advance(progress, self._effect_done("verified", record), "verified")
-        if not record.done("promoted"):
-            with self._step("promoted", record):
-                promoted = self._promote(record, ctx, self._pending(record, ctx))
-                retire_after = None
-                if ctx.target.retires_previous:
-                    retire_after = self._clock() + timedelta(hours=ctx.binding.grace_hours)
-                record = self._advance(progress, self._effect_done("promoted", record), "promoted",
-                                       new_version=promoted.version,
-                                       new_expiry=promoted.expires_on, retire_after=retire_after)
-        if not record.done("propagated"):
-            with self._step("propagated", record):
-                # The seam for Kubernetes propagation (ESO re-sync, Reloader): nothing yet.
-                record = self._advance(progress, self._effect_done("propagated", record), "propagated")
-        if not record.done("retired"):
-            if record.retire_after is not None and self._clock() < record.retire_after:
-                return self._await_retirement(progress, record)
-            with self._step("retired", record):
-                if ctx.target.retires_previous:
-                    current = self._pending(record, ctx)
-                    if ctx.previous.username != current.username:
-                        self._retrying(lambda: ctx.target.retire(ctx.previous, current), "retire")
-                record = self._advance(progress, self._effect_done("retired", record), "retired",
-                                       status="running")
-        with self._step("finished", record):
-            clear_pending(ctx.kv, record.secret, record.pending_version or "")
-            record = self._advance(progress, self._effect_done("finished", record), "finished")
-            record = self._journal.close(record, now=self._clock(), status="succeeded")
+        """Run every step not yet journaled, in order; each returns its journal changes."""
+        effects: tuple[tuple[Step, Callable[[RotationRecord, _Context], Changes]], ...] = (
+            ("prepared", self._prepare),
+            ("applied", self._apply),
+            ("verified", self._verify),
+            ("promoted", self._promote),
+            ("propagated", self._propagate),
+            ("retired", self._retire),
+            ("finished", self._finish),
+        )
+        for step, effect in effects:
+            record = progress.record
+            if record.done(step):
+                continue
+            if step == "retired" and record.retire_after and self._clock() < record.retire_after:
+                return self._await_retirement(progress)
+            with self._step(step, record):
+                changes = effect(record, ctx)
+                self._observer.after_effect(step, record)
+                self._advance(progress, step, **changes)
+        record = self._journal.close(progress.record, now=self._clock(), status="succeeded")
         logger.info("rotation finished", extra={"outcome": "succeeded",
                                                 "new_version": record.new_version})
         return record
 
-    def _pending(self, record: RotationRecord, ctx: _Context) -> Credential:
-        """The pending credential, read back from Key Vault once per attempt when needed."""
-        if ctx.pending is None:
-            ctx.pending = read_pending(ctx.kv, record.secret, record.pending_version or "")
-        return ctx.pending
-
-    def _prepare(self, record: RotationRecord, ctx: _Context) -> tuple[Credential, VersionId]:
+    def _prepare(self, record: RotationRecord, ctx: _Context) -> Changes:
+        """Store the new credential in Key Vault before anything else changes."""
         latest = ctx.kv.latest(record.secret)
         if latest.version != record.from_version:
             raise SecretNotRotatable(
@@ -248,28 +221,68 @@ class RotationEngine:
             )
         earlier = find_pending(ctx.kv, record.secret, record.rotation_id)
         if earlier is not None:
-            return earlier[1], earlier[0]  # stored by an attempt that died before journaling it
-        new = Credential(ctx.target.next_username(ctx.previous), generate_password())
-        expires = self._clock() + timedelta(days=ctx.binding.validity_days)
-        version = store_pending(ctx.kv, record.secret, new, rotation_id=record.rotation_id,
-                                expires_on=expires)
-        return new, version
+            # Stored by an attempt that died before journaling it: the same credential.
+            version, ctx.pending = earlier
+        else:
+            ctx.pending = Credential(ctx.target.next_username(ctx.previous), generate_password())
+            expires = self._clock() + timedelta(days=ctx.binding.validity_days)
+            version = store_pending(ctx.kv, record.secret, ctx.pending,
+                                    rotation_id=record.rotation_id, expires_on=expires)
+        return {"pending_secret": pending_name(record.secret), "pending_version": version,
+                "previous_username": ctx.previous.username}
 
-    def _promote(self, record: RotationRecord, ctx: _Context, pending: Credential) -> SecretVersion:
+    def _apply(self, record: RotationRecord, ctx: _Context) -> Changes:
+        pending = self._pending(record, ctx)
+        self._retrying(lambda: ctx.target.apply(ctx.previous, pending), "apply")
+        return {}
+
+    def _verify(self, record: RotationRecord, ctx: _Context) -> Changes:
+        pending = self._pending(record, ctx)
+        self._retrying(lambda: ctx.target.verify(pending), "verify")
+        return {}
+
+    def _promote(self, record: RotationRecord, ctx: _Context) -> Changes:
+        """Write the new current version, unless an earlier attempt already did."""
         latest = ctx.kv.latest(record.secret)
-        if latest.tags.get("rotator-rotation-id") == record.rotation_id:
-            return latest  # written by an earlier attempt that died before journaling it
-        if latest.version != record.from_version:
+        if latest.tags.get(TAG_ROTATION_ID) == record.rotation_id:
+            promoted = latest  # written by an earlier attempt that died before journaling it
+        elif latest.version != record.from_version:
             raise SecretNotRotatable(
                 f"secret moved to version {latest.version} (written outside this rotation) "
                 "before promote; the pending credential is kept"
             )
-        tags = tags_for_new_version(ctx.rotated.tags, rotation_id=record.rotation_id,
-                                    rotated_at=record.created_at)
-        return ctx.kv.set_version(
-            record.secret, encode_credential(pending), content_type=JSON_CONTENT_TYPE,
-            tags=tags, expires_on=self._clock() + timedelta(days=ctx.binding.validity_days),
-        )
+        else:
+            promoted = ctx.kv.set_version(
+                record.secret, encode_credential(self._pending(record, ctx)),
+                content_type=JSON_CONTENT_TYPE, tags=ctx.new_tags,
+                expires_on=self._clock() + timedelta(days=ctx.binding.validity_days),
+            )
+        retire_after = None
+        if ctx.target.retires_previous:
+            retire_after = self._clock() + timedelta(hours=ctx.binding.grace_hours)
+        return {"new_version": promoted.version, "new_expiry": promoted.expires_on,
+                "retire_after": retire_after}
+
+    def _propagate(self, record: RotationRecord, ctx: _Context) -> Changes:
+        """The seam for Kubernetes propagation (ESO re-sync, Reloader): nothing yet."""
+        return {}
+
+    def _retire(self, record: RotationRecord, ctx: _Context) -> Changes:
+        if ctx.target.retires_previous:
+            current = self._pending(record, ctx)
+            if ctx.previous.username != current.username:
+                self._retrying(lambda: ctx.target.retire(ctx.previous, current), "retire")
+        return {"status": "running"}
+
+    def _finish(self, record: RotationRecord, ctx: _Context) -> Changes:
+        clear_pending(ctx.kv, record.secret, record.pending_version or "")
+        return {}
+
+    def _pending(self, record: RotationRecord, ctx: _Context) -> Credential:
+        """The pending credential, read back from Key Vault once per attempt when needed."""
+        if ctx.pending is None:
+            ctx.pending = read_pending(ctx.kv, record.secret, record.pending_version or "")
+        return ctx.pending
 
     # -- journal and failure handling ----------------------------------------------------
 
@@ -280,9 +293,14 @@ class RotationEngine:
             binding = read_binding(rotated.tags, default_validity_days=self._settings.validity_days,
                                    default_grace_hours=self._protocol.grace_hours)
             previous = read_credential(rotated.value, rotated.content_type, binding.username)
+            # Checked here, so a secret whose tags cannot be carried forward is refused
+            # before anything changes rather than at promote.
+            new_tags = tags_for_new_version(rotated.tags, rotation_id=record.rotation_id,
+                                            rotated_at=record.created_at)
             admin = self._admin(kv, binding.admin_secret)
         target = self._targets(TargetContext(binding, admin, self._settings.connect_timeout_seconds))
-        return _Context(kv=kv, rotated=rotated, binding=binding, previous=previous, target=target)
+        return _Context(kv=kv, rotated=rotated, binding=binding, previous=previous, target=target,
+                        new_tags=new_tags)
 
     def _admin(self, kv: KeyVaultSecrets, admin_secret: str | None) -> Credential | None:
         if admin_secret is None:
@@ -299,12 +317,8 @@ class RotationEngine:
         with telemetry.step(_STEP_NAMES[step]):
             yield
 
-    def _effect_done(self, step: Step, record: RotationRecord) -> RotationRecord:
-        self._observer.after_effect(step, record)
-        return record
-
-    def _advance(self, progress: _Progress, record: RotationRecord, step: Step,
-                 **changes: object) -> RotationRecord:
+    def _advance(self, progress: _Progress, step: Step, **changes: object) -> RotationRecord:
+        record = progress.record
         now = self._clock()
         started = record.updated_at
         timing = StepTiming(step=step, completed_at=now,
@@ -316,8 +330,8 @@ class RotationEngine:
         self._observer.after_journal(step, saved)
         return saved
 
-    def _await_retirement(self, progress: _Progress, record: RotationRecord) -> RotationRecord:
-        record = self._journal.advance(record, now=self._clock(), ttl=self.lease,
+    def _await_retirement(self, progress: _Progress) -> RotationRecord:
+        record = self._journal.advance(progress.record, now=self._clock(), ttl=self.lease,
                                        status="awaiting-retirement")
         progress.record = record
         logger.info("previous credential stays valid until its retirement",
@@ -352,7 +366,9 @@ class RotationEngine:
         if current.finished:
             return
         compensation = "nothing had changed yet"
-        if current.done("prepared") and not current.done("promoted"):
+        if not current.done("prepared"):
+            self._clear_unjournaled_pending(current)
+        elif not current.done("promoted"):
             compensation = self._compensate(current)
         elif current.done("promoted"):
             compensation = "the new current version works"
@@ -362,6 +378,17 @@ class RotationEngine:
         logger.error("rotation closed as failed",
                      extra={"outcome": "failed", "error": type(exc).__name__,
                             "compensation": compensation})
+
+    def _clear_unjournaled_pending(self, record: RotationRecord) -> None:
+        """A pending version stored just before the failure, never journaled: disable it."""
+        try:
+            kv = self._vaults(record.vault)
+            found = find_pending(kv, record.secret, record.rotation_id)
+            if found is not None:
+                clear_pending(kv, record.secret, found[0])
+        except RotatorError as exc:
+            logger.warning("could not disable an unjournaled pending version",
+                           extra={"error": type(exc).__name__, "detail": str(exc)})
 
     def _compensate(self, record: RotationRecord) -> str:
         """Bring the target back to the current Key Vault version's credential if it drifted."""

@@ -249,3 +249,54 @@ def test_a_resumed_rotation_stays_one_trace(
     assert second.parent is not None and second.parent.span_id == first.context.span_id
     steps = [s for s in span_exporter().get_finished_spans() if s.name.startswith("rotation/")]
     assert {s.context.trace_id for s in steps} == {first.context.trace_id}
+
+
+def test_too_many_tags_are_refused_before_anything_changes(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, postgres: PostgresServer,
+    db_secret: SecretFactory,
+) -> None:
+    secret = db_secret(tags={f"team-tag-{i}": "x" for i in range(11)})  # 14 tags: 17 needed
+    app.deliver(near_expiry(twin, secret.name, secret.version))
+    (record,) = history(app, secret.name)
+    assert record["status"] == "failed" and record["step"] == "started"
+    assert "Key Vault allows 15" in record["lastError"]
+    assert "nothing had changed yet" in record["lastError"]
+    assert postgres.can_login(secret.role, secret.password)
+    names = [item.name for item in kv.list_properties_of_secrets()]
+    assert pending_name(secret.name) not in names  # no pending credential was ever written
+
+
+class _FailAfterPendingStored:
+    """A permanent failure right after the pending credential was written, before journaling."""
+
+    def before(self, step: str, record: object) -> None:
+        return None
+
+    def after_effect(self, step: str, record: object) -> None:
+        if step == "prepared":
+            from rotation.errors import AccessDenied
+
+            raise AccessDenied("injected: the identity lost access mid-step")
+
+    def after_journal(self, step: str, record: object) -> None:
+        return None
+
+
+def test_an_unjournaled_pending_version_is_disabled_when_the_rotation_fails(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, postgres: PostgresServer,
+    db_secret: SecretFactory,
+) -> None:
+    from handlers.services import reset_services, set_step_observer
+
+    secret = db_secret()
+    set_step_observer(_FailAfterPendingStored())
+    reset_services()
+    try:
+        app.deliver(near_expiry(twin, secret.name, secret.version))
+    finally:
+        set_step_observer(None)
+        reset_services()
+    (record,) = history(app, secret.name)
+    assert record["status"] == "failed" and record["pendingVersion"] is None
+    assert_pending_cleared(kv, secret.name)
+    assert postgres.can_login(secret.role, secret.password)
