@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint system-deps twin clean
+.PHONY: demo test lint bench system-deps twin clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+## bench: ratios of the rotator's work against baselines measured in the same run
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
 
 # Azurite (npm devDependency, pinned by package-lock.json) for the journal's Table tests.
 # Installed when missing; after changing package.json run `npm install` yourself.
