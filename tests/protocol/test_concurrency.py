@@ -27,6 +27,9 @@ def test_duplicate_storm_rotates_exactly_once(
 ) -> None:
     login = make_login()
     worker = worker_for(login)
+    # Nobody dies here, so a long lease: a slow machine must not let a live worker's lease
+    # lapse (that is the lease-expiry test's business, not this one's).
+    worker.env = {**worker.env, "ROTATOR_LEASE_SECONDS": "60"}
     workers = [worker.start(repeat=10) for _ in range(4)]  # 40 deliveries of one event
     outcomes: list[dict[str, object]] = []
     for process in workers:
