@@ -22,7 +22,7 @@ from azure.keyvault.secrets import KeyVaultSecret, SecretClient
 from handlers import observability
 from handlers.services import reset_services
 from tests.support.leaks import CapturingHandler, Said, leaks, secret_material
-from tests.support.payloads import decode_event
+from tests.support.payloads import decode_event, load_payload, retarget
 from tests.support.postgres import PostgresServer
 from tests.support.telemetry import span_exporter
 from twins.keyvault import KeyVaultTwin
@@ -162,3 +162,13 @@ def db_secret(postgres: PostgresServer, kv: SecretClient) -> SecretFactory:
         return DatabaseSecret(name, role_name, first, stored.properties.version or "")
 
     return make
+
+
+def near_expiry(twin: KeyVaultTwin, secret: str, version: str,
+                shape: str = "near_expiry_pascal") -> dict[str, Any]:
+    """A golden near-expiry payload pointed at this twin's secret and version."""
+    return retarget(load_payload(shape), vault=twin.vault_name, secret=secret, version=version)
+
+
+def versions_of(kv: SecretClient, name: str) -> list[str]:
+    return [v.version or "" for v in kv.list_properties_of_secret_versions(name)]

@@ -8,21 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.keyvault.secrets import SecretClient
 
-from tests.integration.conftest import App, SecretFactory
+from tests.integration.conftest import App, SecretFactory, near_expiry, versions_of
 from tests.support.leaks import CapturingHandler
 from tests.support.payloads import load_payload, retarget
 from tests.support.postgres import PostgresServer
 from tests.support.telemetry import span_exporter
 from twins.keyvault import KeyVaultTwin
-
-
-def near_expiry(twin: KeyVaultTwin, secret: str, version: str,
-                shape: str = "near_expiry_pascal") -> dict:
-    return retarget(load_payload(shape), vault=twin.vault_name, secret=secret, version=version)
-
-
-def versions_of(kv: SecretClient, name: str) -> list[str]:
-    return [v.version or "" for v in kv.list_properties_of_secret_versions(name)]
 
 
 def assert_rotated(kv: SecretClient, postgres: PostgresServer, name: str, role: str,

@@ -12,25 +12,16 @@ from azure.keyvault.secrets import SecretClient
 
 from rotation.errors import TransientError
 from rotation.pending import pending_name
-from tests.integration.conftest import App, SecretFactory
+from tests.integration.conftest import App, SecretFactory, near_expiry, versions_of
 from tests.support.payloads import load_payload, retarget
 from tests.support.postgres import PostgresServer
 from twins.keyvault import KeyVaultTwin
-
-
-def near_expiry(twin: KeyVaultTwin, secret: str, version: str) -> dict:
-    return retarget(load_payload("near_expiry_pascal"), vault=twin.vault_name, secret=secret,
-                    version=version)
 
 
 def history(app: App, secret: str) -> list[dict]:
     status, body = app.get(f"secrets/{secret}/rotations", {"name": secret})
     assert status == 200, body
     return list(body["rotations"])
-
-
-def versions_of(kv: SecretClient, name: str) -> list[str]:
-    return [v.version or "" for v in kv.list_properties_of_secret_versions(name)]
 
 
 def current_password(kv: SecretClient, name: str) -> str:

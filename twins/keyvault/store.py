@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from twins.keyvault import errors
+from twins.keyvault.errors import VaultError
 
 NAME_PATTERN = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_VALUE_BYTES = 25 * 1024
@@ -298,33 +299,33 @@ class VaultStore:
 
     def recover(self, name: str) -> SecretVersion:
         """Bring a deleted secret back with all its versions; returns the latest version."""
-        validate_name(name)
         with self._lock:
-            now = self._now()
-            key = name.lower()
-            record = self._deleted.get(key)
-            if record is None:
-                raise errors.secret_not_found(name)
-            if self._is_being_deleted(record, now):
-                raise errors.being_deleted()
-            del self._deleted[key]
-            self._active[key] = _Record(name=record.name, versions=record.versions)
+            record = self._take_deleted(name, errors.secret_not_found)
+            self._active[name.lower()] = _Record(name=record.name, versions=record.versions)
             return record.latest
 
     def purge(self, name: str) -> None:
         """Forget a deleted secret for good, freeing its name."""
-        validate_name(name)
         with self._lock:
-            now = self._now()
-            key = name.lower()
-            record = self._deleted.get(key)
-            if record is None:
-                raise errors.deleted_secret_not_found(name)
-            if self._is_being_deleted(record, now):
-                raise errors.being_deleted()
-            del self._deleted[key]
+            self._take_deleted(name, errors.deleted_secret_not_found)
 
     # -- helpers ----------------------------------------------------------------------
+
+    def _take_deleted(self, name: str, missing: Callable[[str], VaultError]) -> _Record:
+        """Remove a fully deleted secret from the deleted set (caller holds the lock).
+
+        Recover and purge answer differently when the name is unknown (``missing``), and
+        alike while a delete is still in progress.
+        """
+        validate_name(name)
+        now = self._now()
+        record = self._deleted.get(name.lower())
+        if record is None:
+            raise missing(name)
+        if self._is_being_deleted(record, now):
+            raise errors.being_deleted()
+        del self._deleted[name.lower()]
+        return record
 
     def _now(self) -> float:
         """Read the clock and purge deleted secrets past their scheduled purge date."""
