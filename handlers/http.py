@@ -28,6 +28,7 @@ import structlog
 
 from handlers.observability import configure_logging
 from handlers.services import ServicesProvider
+from rotation.binding import SECRET_NAME
 from rotation.errors import (
     ConcurrentRotation,
     ConfigurationError,
@@ -45,7 +46,6 @@ from rotation.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _ALLOWED_BODY_KEYS = frozenset({"reason"})
 _MAX_REASON = 200
 _CALLER_HEADERS = ("x-ms-client-principal-name", "x-ms-client-principal-id")
@@ -111,7 +111,7 @@ def _limit(raw: str | None) -> int:
 
 
 def _secret_name(name: str) -> SecretName:
-    if not _SECRET_NAME.match(name):
+    if not SECRET_NAME.match(name):
         raise InvalidRequest(
             f"{name!r} is not a Key Vault secret name: 1-127 letters, digits and '-'"
         )

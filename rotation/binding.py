@@ -54,7 +54,7 @@ MIN_VALIDITY_DAYS = 1
 MAX_VALIDITY_DAYS = 3650
 MAX_GRACE_HOURS = 24 * 30
 JSON_CONTENT_TYPE = "application/json"
-_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")  # Key Vault's rule for object names
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,7 @@ def read_binding(
     if not address:
         problems.append(f"tag {TAG_ADDRESS} is missing")
     admin_secret = tags.get(TAG_ADMIN_SECRET, "").strip() or None
-    if admin_secret is not None and not _SECRET_NAME.match(admin_secret):
+    if admin_secret is not None and not SECRET_NAME.match(admin_secret):
         problems.append(f"tag {TAG_ADMIN_SECRET}={admin_secret!r} is not a Key Vault secret name")
     validity = _validity_days(tags.get(TAG_VALIDITY_DAYS), default_validity_days, problems)
     strategy = tags.get(TAG_STRATEGY, "").strip().lower()

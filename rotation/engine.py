@@ -58,7 +58,7 @@ from rotation.errors import (
 )
 from rotation.journal.base import Journal
 from rotation.journal.model import RotationRecord, Step, StepTiming
-from rotation.keyvault import KeyVaultSecrets, SecretVersion
+from rotation.keyvault import KeyVaultSecrets
 from rotation.passwords import generate_password
 from rotation.pending import (
     clear_pending,
@@ -114,7 +114,6 @@ class _Context:
     """What the steps share within one attempt; rebuilt from Key Vault on every attempt."""
 
     kv: KeyVaultSecrets
-    rotated: SecretVersion
     binding: SecretBinding
     previous: Credential
     target: Target
@@ -299,7 +298,7 @@ class RotationEngine:
                                             rotated_at=record.created_at)
             admin = self._admin(kv, binding.admin_secret)
         target = self._targets(TargetContext(binding, admin, self._settings.connect_timeout_seconds))
-        return _Context(kv=kv, rotated=rotated, binding=binding, previous=previous, target=target,
+        return _Context(kv=kv, binding=binding, previous=previous, target=target,
                         new_tags=new_tags)
 
     def _admin(self, kv: KeyVaultSecrets, admin_secret: str | None) -> Credential | None:

@@ -125,7 +125,7 @@ class RotationService:
         opened = self._journal.begin(self._new_record(vault, secret, version, trigger),
                                      now=self._clock())
         if isinstance(opened, Begun):
-            record = self._run(opened.record)
+            record = self.resume(opened.record.rotation_id)
             return EventOutcome(_decision(record), f"rotated after {trigger.event_type}", record)
         existing = opened.record
         if existing.finished:
@@ -166,7 +166,7 @@ class RotationService:
         opened = self._journal.begin(self._new_record(vault, secret, current.version, trigger),
                                      now=self._clock(), retry_failed=True)
         if isinstance(opened, Begun):
-            return self._run(opened.record)
+            return self.resume(opened.record.rotation_id)
         existing = opened.record
         if isinstance(opened, Busy) or not existing.finished:
             raise ConcurrentRotation(
@@ -185,7 +185,7 @@ class RotationService:
             self._new_record(vault_name, secret, current.version, trigger), now=self._clock())
         if not isinstance(opened, Begun):
             return None
-        return self._run(opened.record)
+        return self.resume(opened.record.rotation_id)
 
     def vault_secrets(self, vault: str) -> KeyVaultSecrets:
         return self._vaults(VaultName(vault))
@@ -195,11 +195,6 @@ class RotationService:
         record = self._journal.claim(rotation_id, owner=self.worker_id, now=self._clock(),
                                      ttl=self._engine.lease)
         return self._engine.run(record)
-
-    def _run(self, record: RotationRecord) -> RotationRecord:
-        claimed = self._journal.claim(record.rotation_id, owner=self.worker_id,
-                                      now=self._clock(), ttl=self._engine.lease)
-        return self._engine.run(claimed)
 
     def _new_record(self, vault: VaultName, secret: SecretName, version: VersionId,
                     trigger: RotationTrigger) -> RotationRecord:
