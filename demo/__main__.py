@@ -38,6 +38,7 @@ from twins.keyvault import KeyVaultTwin
 
 SECRET_NAME = "app-db-credentials"  # noqa: S105 - a secret's name, not its value
 ROLE = "app_demo"
+TARGET_ID = "demo-pg"
 WORK_DIR = Path(os.environ.get("ROTATOR_DEMO_DIR", ".demo"))
 
 
@@ -60,7 +61,8 @@ def main() -> int:
 def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
     first_password = generate_password().reveal()
     pg.create_login(ROLE, first_password)
-    say(f"1. embedded PostgreSQL is up (socket {pg.socket_dir}); role {ROLE} created")
+    say(f"1. embedded PostgreSQL is up (socket {pg.socket_dir}); role {ROLE} created; the "
+        f"operator declares target {TARGET_ID} for it (login {ROLE}, secret {SECRET_NAME})")
 
     os.environ.update({
         "ROTATOR_VAULTS": f"{twin.vault_name}={twin.url}",
@@ -70,6 +72,12 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
         "ROTATOR_VALIDITY_DAYS": "30",
         "ROTATOR_RETRY_INITIAL_SECONDS": "0.2",
         "ROTATOR_JOURNAL": f"sqlite:{(WORK_DIR / 'journal.db').resolve()}",
+        # The operator's target: where credentials may go, and which secrets and logins may
+        # bind to it. A secret's tag only names it.
+        "ROTATOR_TARGETS": json.dumps({TARGET_ID: {
+            "kind": "postgresql", "address": pg.address,
+            "logins": [ROLE], "secrets": [SECRET_NAME],
+        }}),
     })
     (WORK_DIR / "journal.db").unlink(missing_ok=True)
     import function_app  # the real app, imported only now that its settings exist
@@ -80,8 +88,8 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
         json.dumps({"username": ROLE, "password": first_password}),
         content_type="application/json",
         expires_on=datetime.now(UTC) + timedelta(days=20),
-        tags={"rotator-target": "postgresql", "rotator-address": pg.address,
-              "rotator-validity-days": "30", "owner": "platform-team"},
+        tags={"rotator-target": TARGET_ID, "rotator-validity-days": "30",
+              "owner": "platform-team"},
     )
     old_version = original.properties.version
     say(f"2. Key Vault twin at {twin.url}: secret {SECRET_NAME} version {old_version}, "

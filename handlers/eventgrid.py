@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import azure.functions as func
 import structlog
@@ -24,22 +25,38 @@ from rotation.errors import (
     PermanentError,
     TransientError,
 )
-from rotation.events import InvalidEvent, KeyVaultEvent, UnhandledEvent, parse_event
+from rotation.events import (
+    MAX_FIELD_CHARS,
+    InvalidEvent,
+    KeyVaultEvent,
+    UnhandledEvent,
+    parse_event,
+)
 
 logger = logging.getLogger(__name__)
 
 
-def handle_event(event: func.EventGridEvent, services: ServicesProvider) -> None:
-    """Parse, decide, rotate; raise only when Event Grid should deliver the event again."""
+def handle_event(event: func.EventGridEvent | func.CloudEvent,
+                 services: ServicesProvider) -> None:
+    """Parse, decide, rotate; raise only when Event Grid should deliver the event again.
+
+    The worker's converter hands over an ``EventGridEvent`` for the Event Grid schema and a
+    ``CloudEvent`` for CloudEvents 1.0; both go through the one parser. Whatever a sender
+    put in the event, reading it never raises: an unreadable event is acknowledged with one
+    log line saying why.
+    """
     configure_logging()
-    with structlog.contextvars.bound_contextvars(event_id=event.id, event_type=event.event_type):
+    envelope = _envelope(event)
+    with structlog.contextvars.bound_contextvars(event_id=_loggable(envelope["event_id"]),
+                                                 event_type=_loggable(envelope["event_type"])):
         try:
-            parsed = parse_event(
-                event_id=event.id, event_type=event.event_type, topic=event.topic,
-                subject=event.subject, data=event.get_json(), event_time=event.event_time,
-            )
+            parsed = parse_event(**envelope)
         except InvalidEvent as exc:
             logger.error("event rejected", extra={"outcome": "rejected", "detail": str(exc)})
+            return
+        except Exception as exc:
+            logger.error("event rejected", extra={"outcome": "rejected",
+                                                  "detail": f"unreadable event: {type(exc).__name__}"})
             return
         if isinstance(parsed, UnhandledEvent):
             logger.info("event ignored", extra={"outcome": "ignored", "reason": parsed.reason})
@@ -48,6 +65,20 @@ def handle_event(event: func.EventGridEvent, services: ServicesProvider) -> None
             vault=parsed.vault, secret=parsed.secret, version=parsed.version
         ):
             _decide(parsed, services)
+
+
+def _envelope(event: func.EventGridEvent | func.CloudEvent) -> dict[str, Any]:
+    """The parser's arguments from either schema (CloudEvents: type, source, time)."""
+    if isinstance(event, func.CloudEvent):
+        return {"event_id": event.id, "event_type": event.type, "topic": event.source,
+                "subject": event.subject, "data": event.get_json(), "event_time": event.time}
+    return {"event_id": event.id, "event_type": event.event_type, "topic": event.topic,
+            "subject": event.subject, "data": event.get_json(), "event_time": event.event_time}
+
+
+def _loggable(value: Any) -> str | None:
+    """An envelope field fit for a log line's context: text, and not too long."""
+    return value[:MAX_FIELD_CHARS] if isinstance(value, str) else None
 
 
 def _decide(parsed: KeyVaultEvent, services: ServicesProvider) -> None:
@@ -74,6 +105,6 @@ def _decide(parsed: KeyVaultEvent, services: ServicesProvider) -> None:
         fields.update(rotation_id=outcome.record.rotation_id,
                       old_version=outcome.record.from_version,
                       new_version=outcome.record.new_version)
-    level = logging.WARNING if outcome.decision == "refused" else logging.INFO
+    level = logging.WARNING if outcome.decision in ("refused", "not-rotatable") else logging.INFO
     logger.log(level, "event handled", extra=fields)
 

@@ -57,8 +57,13 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Install JSON logging once per process; later calls only adjust the level."""
+def configure_logging(level: str | None = None) -> None:
+    """Install JSON logging once per process; a call with ``level`` sets the level.
+
+    Handlers call this with no level at the start of every invocation (so logging works
+    before settings are read); that must not undo ``ROTATOR_LOG_LEVEL``, so only the
+    composition root, which has read the settings, passes one.
+    """
     root = logging.getLogger()
     with _lock:
         if not _state["logging"]:
@@ -73,11 +78,14 @@ def configure_logging(level: str = "INFO") -> None:
             for handler in root.handlers:
                 handler.setFormatter(json_formatter())
             _state["logging"] = True
+            level = level or "INFO"
+            # The SDKs' HTTP logging is noisy and carries URLs, never bodies; keep it at WARNING.
+            logging.getLogger("azure").setLevel(logging.WARNING)
+        if level is None:
+            return
         logging.getLogger("rotation").setLevel(level)
         logging.getLogger("handlers").setLevel(level)
         root.setLevel(min(root.level or logging.WARNING, logging.getLevelName(level)))
-        # The SDKs' HTTP logging is noisy and carries URLs, never bodies; keep it at WARNING.
-        logging.getLogger("azure").setLevel(logging.WARNING)
 
 
 def configure_tracing(connection_string: str | None) -> bool:

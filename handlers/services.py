@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from handlers.observability import configure_logging, configure_tracing
-from rotation.engine import RotationEngine, StepObserver
+from rotation.catalogue import build_target
+from rotation.engine import RotationEngine, StepObserver, TargetFactory
 from rotation.errors import ConfigurationError
 from rotation.ids import VaultName
 from rotation.journal import Journal, open_journal
@@ -26,7 +27,6 @@ from rotation.keyvault import KeyVaultSecrets, build_secret_client
 from rotation.service import RotationService
 from rotation.settings import Settings
 from rotation.sweeper import Sweeper
-from rotation.targets.registry import build_target
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,12 @@ def worker_id() -> str:
 
 
 def build_services(settings: Settings, *, observer: StepObserver | None = None,
-                   clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Services:
-    """Wire the core together for ``settings``; Key Vault clients are made on first use."""
+                   clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                   targets: TargetFactory = build_target) -> Services:
+    """Wire the core together for ``settings``; Key Vault clients are made on first use.
+
+    ``targets`` builds a target for a rotation (the catalogue's kinds; tests may wrap it).
+    """
     clients: dict[VaultName, KeyVaultSecrets] = {}
     clients_lock = threading.Lock()
 
@@ -84,7 +88,7 @@ def build_services(settings: Settings, *, observer: StepObserver | None = None,
 
     journal = open_journal(settings.protocol.journal)
     engine = RotationEngine(settings=settings, journal=journal, vaults=vault_secrets,
-                            targets=build_target, clock=clock, observer=observer)
+                            targets=targets, clock=clock, observer=observer)
     rotation = RotationService(settings=settings, vaults=vault_secrets, journal=journal,
                                engine=engine, clock=clock, worker_id=worker_id())
     sweeper = Sweeper(settings=settings, service=rotation, clock=clock)

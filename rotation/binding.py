@@ -1,5 +1,10 @@
 """How a Key Vault secret opts in to rotation: its tags, read into a typed binding.
 
+Tags can be written by anyone with write access to one secret, so they only *select*: a tag
+names one of the targets the operator declared (:mod:`rotation.catalogue`), and may tune what
+is harmless to tune (lifetime, strategy among those the target allows, grace). Where a
+credential is sent and which admin login is used are the operator's, never a tag's (ADR 0005).
+
 Key Vault keeps tags per version, and a new version gets exactly the tags its request
 carries, so every version akv-rotator writes carries the binding tags forward and adds its
 own bookkeeping tags. Key Vault allows at most 15 tags of 256 characters each.
@@ -7,13 +12,11 @@ own bookkeeping tags. Key Vault allows at most 15 tags of 256 characters each.
 Tags an operator sets (README "Binding a secret" documents them):
 
 =========================  ========================================================
-``rotator-target``         target kind, e.g. ``postgresql``; its presence opts in
-``rotator-address``        where the target lives, without credentials
-``rotator-username``       login to rotate (optional: else the value's ``username``)
-``rotator-admin-secret``   Key Vault secret holding an admin login (optional: without
-                           it the login changes its own password)
+``rotator-target``         id of an operator-defined target; its presence opts in
+``rotator-username``       login to rotate (optional: else the value's ``username``);
+                           must be one the target admits
 ``rotator-validity-days``  lifetime of each new version (optional: app default)
-``rotator-strategy``       how the target rotates (optional: the kind's default)
+``rotator-strategy``       how the target rotates (optional: the target's default)
 ``rotator-grace-hours``    how long a previous credential keeps working after a
                            new version is promoted, for strategies that retire it
                            (optional: app default)
@@ -21,6 +24,9 @@ Tags an operator sets (README "Binding a secret" documents them):
 
 Tags akv-rotator writes on every version it creates: ``rotator-rotation-id``,
 ``rotator-rotated-at`` and ``rotator-written-by`` (how it recognises its own writes).
+``rotator-address`` and ``rotator-admin-secret`` chose the destination and the admin login
+before ADR 0005; a secret still carrying them is refused with a message saying so, rather
+than silently rotated somewhere its owner did not expect.
 """
 
 from __future__ import annotations
@@ -34,18 +40,19 @@ from datetime import datetime
 from rotation.errors import SecretNotRotatable
 from rotation.ids import RotationId
 from rotation.secret_value import Credential, SecretValue
-from rotation.targets.registry import TARGET_KINDS
 
 TAG_TARGET = "rotator-target"
-TAG_ADDRESS = "rotator-address"
 TAG_USERNAME = "rotator-username"
-TAG_ADMIN_SECRET = "rotator-admin-secret"  # noqa: S105 - a tag name
 TAG_VALIDITY_DAYS = "rotator-validity-days"
 TAG_STRATEGY = "rotator-strategy"
 TAG_GRACE_HOURS = "rotator-grace-hours"
 TAG_ROTATION_ID = "rotator-rotation-id"
 TAG_ROTATED_AT = "rotator-rotated-at"
 TAG_WRITTEN_BY = "rotator-written-by"
+RETIRED_TAGS = {
+    "rotator-address": "the address comes from the operator's target",
+    "rotator-admin-secret": "the admin login comes from the operator's target",
+}
 WRITTEN_BY = "akv-rotator"
 
 MAX_TAGS = 15
@@ -53,26 +60,26 @@ MAX_TAG_LENGTH = 256
 MIN_VALIDITY_DAYS = 1
 MAX_VALIDITY_DAYS = 3650
 MAX_GRACE_HOURS = 24 * 30
+MAX_USERNAME = 128
 JSON_CONTENT_TYPE = "application/json"
 SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")  # Key Vault's rule for object names
+TARGET_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True, slots=True)
 class SecretBinding:
-    """What a secret's tags say about the credential behind it."""
+    """What a secret's tags say: which operator target, and the harmless knobs."""
 
-    target_kind: str
-    address: str
+    target_id: str
     username: str | None
-    admin_secret: str | None
     validity_days: int
-    strategy: str
+    strategy: str | None  # None: the target's default
     grace_hours: float
 
 
 def is_opted_in(tags: Mapping[str, str] | None) -> bool:
     """A secret takes part in rotation exactly when it carries ``rotator-target``."""
-    return bool(tags and tags.get(TAG_TARGET, "").strip())
+    return bool(tags and str(tags.get(TAG_TARGET, "")).strip())
 
 
 def is_own_write(tags: Mapping[str, str] | None) -> bool:
@@ -84,45 +91,53 @@ def read_binding(
     tags: Mapping[str, str] | None, *, default_validity_days: int, default_grace_hours: float = 24.0
 ) -> SecretBinding:
     """Read and check every binding tag, reporting all problems in one error."""
-    tags = dict(tags or {})
+    tags = {str(k): str(v) for k, v in (tags or {}).items()}
     problems: list[str] = []
-    kind = tags.get(TAG_TARGET, "").strip().lower()
-    spec = TARGET_KINDS.get(kind)
-    if not kind:
+    target_id = tags.get(TAG_TARGET, "").strip().lower()
+    if not target_id:
         problems.append(f"tag {TAG_TARGET} is missing: the secret is not opted in to rotation")
-    elif spec is None:
-        known = ", ".join(sorted(TARGET_KINDS))
-        problems.append(f"tag {TAG_TARGET}={kind!r} is not a known target kind ({known})")
-    address = tags.get(TAG_ADDRESS, "").strip()
-    if not address:
-        problems.append(f"tag {TAG_ADDRESS} is missing")
-    admin_secret = tags.get(TAG_ADMIN_SECRET, "").strip() or None
-    if admin_secret is not None and not SECRET_NAME.match(admin_secret):
-        problems.append(f"tag {TAG_ADMIN_SECRET}={admin_secret!r} is not a Key Vault secret name")
+    elif not TARGET_ID.match(target_id):
+        problems.append(f"tag {TAG_TARGET}={_shown(target_id)} is not a target id "
+                        "(lower-case letters, digits and '-')")
+    for tag, why in RETIRED_TAGS.items():
+        if tag in tags:
+            problems.append(f"tag {tag} is no longer read ({why}); remove it")
+    username = tags.get(TAG_USERNAME, "").strip() or None
+    if username is not None and not _plain_name(username):
+        problems.append(f"tag {TAG_USERNAME} must be 1-{MAX_USERNAME} printable characters")
     validity = _validity_days(tags.get(TAG_VALIDITY_DAYS), default_validity_days, problems)
-    strategy = tags.get(TAG_STRATEGY, "").strip().lower()
-    if spec is not None:
-        strategy = strategy or spec.default_strategy
-        if strategy not in spec.strategies:
-            allowed = ", ".join(spec.strategies)
-            problems.append(f"tag {TAG_STRATEGY}={strategy!r} is not supported for {kind} ({allowed})")
-        elif strategy in spec.needs_admin and admin_secret is None:
-            problems.append(f"strategy {strategy} needs tag {TAG_ADMIN_SECRET} (an admin login)")
-        if strategy == "alternating-users" and tags.get(TAG_USERNAME, "").strip():
-            problems.append(f"strategy alternating-users switches logins, so it takes the login "
-                            f"from the value; remove tag {TAG_USERNAME}")
+    strategy = tags.get(TAG_STRATEGY, "").strip().lower() or None
+    if strategy == "alternating-users" and username:
+        problems.append(f"strategy alternating-users switches logins, so it takes the login "
+                        f"from the value; remove tag {TAG_USERNAME}")
     grace = _grace_hours(tags.get(TAG_GRACE_HOURS), default_grace_hours, problems)
     if problems:
         raise SecretNotRotatable("secret cannot be rotated: " + "; ".join(problems))
     return SecretBinding(
-        target_kind=kind,
-        address=address,
-        username=tags.get(TAG_USERNAME, "").strip() or None,
-        admin_secret=admin_secret,
+        target_id=target_id,
+        username=username,
         validity_days=validity,
         strategy=strategy,
         grace_hours=grace,
     )
+
+
+def _shown(text: str) -> str:
+    """A tag value quoted for a message, cut short: tags are anyone's input."""
+    return repr(text[:64] + ("…" if len(text) > 64 else ""))
+
+
+def _plain_name(name: str) -> bool:
+    return 0 < len(name) <= MAX_USERNAME and name.isprintable() and _encodable(name)
+
+
+def _encodable(text: str) -> bool:
+    """False for strings no driver can send (lone surrogates from JSON escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def _validity_days(raw: str | None, default: int, problems: list[str]) -> int:
@@ -190,7 +205,7 @@ def read_credential(
         )
     try:
         document = json.loads(value.reveal())
-    except ValueError:
+    except (ValueError, RecursionError):
         raise SecretNotRotatable("the secret value is not JSON") from None
     if not isinstance(document, dict):
         raise SecretNotRotatable("the secret value must be a JSON object with username and password")
@@ -198,12 +213,18 @@ def read_credential(
     stored_username = document.get("username")
     if not isinstance(password, str) or not password:
         raise SecretNotRotatable("the secret value has no string 'password'")
+    if not _encodable(password):
+        raise SecretNotRotatable("the secret value's 'password' is not valid UTF-8 text "
+                                 "(a lone surrogate or a NUL character)")
     if stored_username is not None and not isinstance(stored_username, str):
         raise SecretNotRotatable("the secret value's 'username' is not a string")
+    if stored_username is not None and not _plain_name(stored_username):
+        raise SecretNotRotatable(f"the secret value's 'username' must be 1-{MAX_USERNAME} "
+                                 "printable characters")
     if binding_username and stored_username and binding_username != stored_username:
         raise SecretNotRotatable(
-            f"tag {TAG_USERNAME}={binding_username!r} disagrees with the value's username "
-            f"{stored_username!r}"
+            f"tag {TAG_USERNAME}={_shown(binding_username)} disagrees with the value's "
+            f"username {_shown(stored_username)}"
         )
     username = binding_username or stored_username
     if not username:

@@ -48,7 +48,9 @@ from rotation.binding import (
     read_credential,
     tags_for_new_version,
 )
+from rotation.catalogue import BoundSecret
 from rotation.errors import (
+    AccessDenied,
     ConcurrentRotation,
     PermanentError,
     RotatorError,
@@ -71,6 +73,7 @@ from rotation.retry import call_with_retry
 from rotation.secret_value import Credential
 from rotation.settings import Settings
 from rotation.targets.base import Target, TargetContext
+from rotation.targets.definition import SecretRef, TargetDefinition
 
 logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -115,7 +118,9 @@ class _Context:
 
     kv: KeyVaultSecrets
     binding: SecretBinding
+    definition: TargetDefinition
     previous: Credential
+    admin: Credential | None
     target: Target
     new_tags: dict[str, str]
     pending: Credential | None = None
@@ -218,6 +223,7 @@ class RotationEngine:
                 f"secret moved to version {latest.version} before the rotation of "
                 f"{record.from_version} could prepare"
             )
+        ownership = self._prove_ownership(ctx)
         earlier = find_pending(ctx.kv, record.secret, record.rotation_id)
         if earlier is not None:
             # Stored by an attempt that died before journaling it: the same credential.
@@ -228,7 +234,30 @@ class RotationEngine:
             version = store_pending(ctx.kv, record.secret, ctx.pending,
                                     rotation_id=record.rotation_id, expires_on=expires)
         return {"pending_secret": pending_name(record.secret), "pending_version": version,
-                "previous_username": ctx.previous.username}
+                "previous_username": ctx.previous.username, "ownership": ownership,
+                "target_id": ctx.definition.target_id}
+
+    def _prove_ownership(self, ctx: _Context) -> str:
+        """The secret's current credential must log in before anything changes the login.
+
+        Otherwise anyone who can write a secret could have an admin login reset someone
+        else's password into it. Only where the operator's target allows lost-password
+        recovery (and names an admin) may the rotator go on, and the rotation records it.
+        """
+        if ctx.target.accepts(ctx.previous):
+            return "proven"
+        login, target_id = ctx.previous.username, ctx.definition.target_id
+        if ctx.definition.allow_password_recovery and ctx.admin is not None:
+            logger.warning("current credential does not log in: recovering the login with the "
+                           "admin login, as the operator's target allows",
+                           extra={"outcome": "password-recovery", "login": login,
+                                  "target": target_id})
+            return "recovery"
+        raise AccessDenied(
+            f"the secret's current credential does not log in as {login!r} on target "
+            f"{target_id!r}: akv-rotator only changes a login whose current credential it can "
+            "prove. Store the working password as a new version, or have the operator allow "
+            "password recovery on the target")
 
     def _apply(self, record: RotationRecord, ctx: _Context) -> Changes:
         pending = self._pending(record, ctx)
@@ -287,27 +316,37 @@ class RotationEngine:
 
     def _context(self, record: RotationRecord) -> _Context:
         kv = self._vaults(record.vault)
+        catalogue = self._settings.targets
         with telemetry.step("read"):
             rotated = kv.version(record.secret, record.from_version)
             binding = read_binding(rotated.tags, default_validity_days=self._settings.validity_days,
                                    default_grace_hours=self._protocol.grace_hours)
-            previous = read_credential(rotated.value, rotated.content_type, binding.username)
+            # Tags of a version can be edited, so the operator's allowlists are checked again
+            # on every attempt, not only when the rotation was opened.
+            bound: BoundSecret = catalogue.bind(record.vault, record.secret, binding,
+                                                value=rotated.value,
+                                                content_type=rotated.content_type)
             # Checked here, so a secret whose tags cannot be carried forward is refused
             # before anything changes rather than at promote.
             new_tags = tags_for_new_version(rotated.tags, rotation_id=record.rotation_id,
                                             rotated_at=record.created_at)
-            admin = self._admin(kv, binding.admin_secret)
-        target = self._targets(TargetContext(binding, admin, self._settings.connect_timeout_seconds))
-        return _Context(kv=kv, binding=binding, previous=previous, target=target,
-                        new_tags=new_tags)
+            admin = self._admin(bound.target.admin_secret)
+        target = self._targets(TargetContext(bound.target, bound.strategy, admin,
+                                             self._settings.connect_timeout_seconds))
+        for login in (bound.credential.username, target.next_username(bound.credential)):
+            catalogue.check_login(bound.target, login, vault=record.vault, secret=record.secret,
+                                  admin=admin)
+        return _Context(kv=kv, binding=binding, definition=bound.target,
+                        previous=bound.credential, admin=admin, target=target, new_tags=new_tags)
 
-    def _admin(self, kv: KeyVaultSecrets, admin_secret: str | None) -> Credential | None:
-        if admin_secret is None:
+    def _admin(self, ref: SecretRef | None) -> Credential | None:
+        """The admin login the operator's target names, from its pinned vault."""
+        if ref is None:
             return None
         try:
-            stored = kv.latest(admin_secret)
+            stored = self._vaults(ref.vault).latest(ref.name)
         except SecretNotFound as exc:
-            raise SecretNotRotatable(f"admin secret {admin_secret!r} does not exist") from exc
+            raise SecretNotRotatable(f"the target's admin secret {ref} does not exist") from exc
         return read_credential(stored.value, stored.content_type, None)
 
     @contextmanager
@@ -385,12 +424,17 @@ class RotationEngine:
             found = find_pending(kv, record.secret, record.rotation_id)
             if found is not None:
                 clear_pending(kv, record.secret, found[0])
-        except RotatorError as exc:
+        except Exception as exc:
             logger.warning("could not disable an unjournaled pending version",
-                           extra={"error": type(exc).__name__, "detail": str(exc)})
+                           extra={"error": type(exc).__name__, "detail": _detail(exc)})
 
     def _compensate(self, record: RotationRecord) -> str:
-        """Bring the target back to the current Key Vault version's credential if it drifted."""
+        """Bring the target back to the current Key Vault version's credential if it drifted.
+
+        Any exception in here (a library's, a bug) still lets the rotation close as failed:
+        it is logged, and the pending version is disabled unless the target may hold it.
+        """
+        ctx: _Context | None = None
         try:
             ctx = self._context(record)
             pending = read_pending(ctx.kv, record.secret, record.pending_version or "")
@@ -401,12 +445,29 @@ class RotationEngine:
             ctx.target.verify(ctx.previous)
             clear_pending(ctx.kv, record.secret, record.pending_version or "")
             return "the previous password was restored; the current Key Vault version works"
-        except RotatorError as exc:
+        except Exception as exc:
             logger.error("compensation failed", extra={"error": type(exc).__name__,
-                                                       "detail": str(exc)})
-            return (f"could not restore the previous password ({type(exc).__name__}); the "
-                    f"working credential is version {record.pending_version} of "
-                    f"{record.pending_secret}")
+                                                       "detail": _detail(exc)})
+            return self._after_failed_compensation(record, ctx, exc)
+
+    def _after_failed_compensation(self, record: RotationRecord, ctx: _Context | None,
+                                   exc: Exception) -> str:
+        """Disable the pending version when the target provably never took it; else keep it."""
+        pending_ref = f"version {record.pending_version} of {record.pending_secret}"
+        try:
+            if ctx is not None:
+                pending = read_pending(ctx.kv, record.secret, record.pending_version or "")
+                if not ctx.target.accepts(pending):
+                    clear_pending(ctx.kv, record.secret, record.pending_version or "")
+                    return (f"compensation failed ({type(exc).__name__}); the target does not "
+                            f"accept the pending credential, so {pending_ref} was disabled")
+                return (f"could not restore the previous password ({type(exc).__name__}); the "
+                        f"target accepts the pending credential, {pending_ref}")
+        except Exception as check:
+            logger.warning("could not check the pending credential",
+                           extra={"error": type(check).__name__, "detail": _detail(check)})
+        return (f"could not restore the previous password ({type(exc).__name__}) nor tell "
+                f"whether the target holds the pending credential; {pending_ref} is kept")
 
     def _retrying(self, action: Callable[[], None], what: str) -> None:
         call_with_retry(action, policy=self._settings.retry, what=what)
@@ -419,5 +480,11 @@ _STEP_NAMES: dict[Step, str] = {
 
 
 def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {_detail(exc)}"
+
+
+def _detail(exc: BaseException) -> str:
+    """An error's message for the journal and logs. Our own errors never hold values; a
+    library's error might quote its input, so only its type is kept."""
+    return str(exc) if isinstance(exc, RotatorError) else type(exc).__name__
 

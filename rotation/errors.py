@@ -9,7 +9,9 @@
         ├── InvalidRequest           bad input from a caller (HTTP 400)
         ├── SecretNotFound           the Key Vault secret does not exist (HTTP 404)
         ├── SecretNotRotatable       the secret exists but cannot be rotated as it is:
-        │                            not opted in, malformed tags, disabled (HTTP 409 or 400)
+        │   │                        not opted in, malformed tags, disabled (HTTP 409 or 400)
+        │   └── BindingRefused       the operator's target does not admit this secret or
+        │                            login (HTTP 403); refused before anything changes
         ├── ConfigurationError       the app's own settings are missing or malformed
         ├── AccessDenied             Key Vault or a target refused our identity
         └── VerificationFailed       the new credential did not log in
@@ -63,6 +65,17 @@ class SecretNotFound(PermanentError):
 
 class SecretNotRotatable(PermanentError):
     """The secret exists but is not rotatable as it stands (not opted in, bad tags, disabled)."""
+
+
+class BindingRefused(SecretNotRotatable):
+    """The secret's tags select a target that does not admit it (its name, vault or login).
+
+    ``reason`` is a short machine-readable cause, for metrics and queries.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ConfigurationError(PermanentError):

@@ -26,6 +26,10 @@ HANDLED_KINDS: tuple[EventKind, ...] = ("SecretNearExpiry", "SecretExpired", "Se
 ROTATING_KINDS: frozenset[EventKind] = frozenset({"SecretNearExpiry", "SecretExpired"})
 
 _VAULT_IN_TOPIC = re.compile(r"/providers/Microsoft\.KeyVault/vaults/([^/\s]+)", re.IGNORECASE)
+_VAULT_NAME = re.compile(r"^[0-9A-Za-z](?:[0-9A-Za-z]|-(?=[0-9A-Za-z])){2,23}$")
+_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_VERSION = re.compile(r"^[0-9A-Za-z]{1,64}$")
+MAX_FIELD_CHARS = 1024  # longer envelope fields are refused, never logged whole
 _VAULT_IN_ID = re.compile(r"^https://([^./]+)\.vault\.", re.IGNORECASE)
 _VERSION_IN_ID = re.compile(r"/secrets/[^/]+/([0-9A-Za-z]+)/?$")
 
@@ -64,20 +68,25 @@ class UnhandledEvent:
 
 def parse_event(
     *,
-    event_id: str | None,
-    event_type: str | None,
-    topic: str | None,
-    subject: str | None,
+    event_id: Any,
+    event_type: Any,
+    topic: Any,
+    subject: Any,
     data: Any,
     event_time: datetime | None = None,
 ) -> KeyVaultEvent | UnhandledEvent:
     """Turn the fields of an Event Grid-schema event into a :class:`KeyVaultEvent`.
 
+    The fields are typed ``Any`` because they are whatever the sender put on the wire.
     Returns :class:`UnhandledEvent` for types we do not act on. Raises :class:`InvalidEvent`
     when a handled event is missing what identifies the secret version, naming what is wrong.
     """
-    eid = (event_id or "").strip()
-    etype = (event_type or "").strip()
+    eid = _envelope_text(event_id, "id")
+    etype = _envelope_text(event_type, "eventType")
+    topic = _envelope_text(topic, "topic")
+    subject = _envelope_text(subject, "subject")
+    if not isinstance(event_time, datetime):
+        event_time = None
     if not etype:
         raise InvalidEvent(
             "event has no eventType; akv-rotator needs the Event Grid event schema "
@@ -90,16 +99,22 @@ def parse_event(
     fields = _normalise_data(data)
     object_type = fields.get("objecttype")
     if object_type and object_type.lower() != "secret":
-        return UnhandledEvent(eid, etype, f"object type {object_type!r} is not a secret")
+        return UnhandledEvent(eid, etype, f"object type {_short(object_type)} is not a secret")
 
     problems: list[str] = []
     vault = _vault_name(fields, topic, problems)
-    secret = fields.get("objectname") or (subject or "").strip()
+    if vault and not _VAULT_NAME.match(vault):
+        problems.append("the vault name is not a Key Vault name")
+    secret = fields.get("objectname") or subject
     if not secret:
         problems.append("no ObjectName in data and no subject")
+    elif not _SECRET_NAME.match(secret):
+        problems.append("ObjectName is not a Key Vault secret name")
     version = fields.get("version") or _version_from_id(fields.get("id")) or ""
     if not version:
         problems.append("no Version in data and none in Id")
+    elif not _VERSION.match(version):
+        problems.append("Version is not a Key Vault version id")
     not_before = _timestamp(fields, "nbf", problems)
     expires_on = _timestamp(fields, "exp", problems)
     if problems:
@@ -116,6 +131,22 @@ def parse_event(
     )
 
 
+def _short(text: str) -> str:
+    """A sender's value quoted for a message, cut to a length a log line can carry."""
+    return repr(text[:80] + ("…" if len(text) > 80 else ""))
+
+
+def _envelope_text(value: Any, name: str) -> str:
+    """An envelope field as stripped text; '' when absent. Refuses other types and huge ones."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidEvent(f"event {name} must be a string, got {type(value).__name__}")
+    if len(value) > MAX_FIELD_CHARS:
+        raise InvalidEvent(f"event {name} is longer than {MAX_FIELD_CHARS} characters")
+    return value.strip()
+
+
 def _handled_kind(event_type: str) -> EventKind | None:
     for kind in HANDLED_KINDS:
         if event_type.lower() == (EVENT_PREFIX + kind).lower():
@@ -128,7 +159,7 @@ def _normalise_data(data: Any) -> dict[str, str | None]:
     if isinstance(data, (str, bytes)):
         try:
             data = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidEvent("event data is not a JSON object") from exc
     if data is None:
         data = {}
@@ -146,7 +177,9 @@ def _normalise_data(data: Any) -> dict[str, str | None]:
         elif isinstance(value, (int, float)):
             out[norm_key] = repr(value)
         else:
-            out[norm_key] = json.dumps(value)
+            # Objects and arrays are never what a Key Vault field holds; a placeholder makes
+            # a needed field fail its check with a clear message, without walking the value.
+            out[norm_key] = f"<{type(value).__name__}>"
     return out
 
 
@@ -157,7 +190,8 @@ def _vault_name(fields: Mapping[str, str | None], topic: str | None, problems: l
     in_id = _VAULT_IN_ID.search(fields.get("id") or "")
     from_id = in_id.group(1) if in_id else None
     if named and from_topic and named.lower() != from_topic.lower():
-        problems.append(f"VaultName {named!r} disagrees with the topic's vault {from_topic!r}")
+        problems.append(f"VaultName {_short(named)} disagrees with the topic's vault "
+                        f"{_short(from_topic)}")
     vault = named or from_topic or from_id
     if not vault:
         problems.append("no VaultName in data and no vault in topic or Id")
@@ -177,10 +211,10 @@ def _timestamp(fields: Mapping[str, str | None], key: str, problems: list[str]) 
     try:
         seconds = float(raw)
     except ValueError:
-        problems.append(f"{key.upper()} must be Unix seconds, got {raw!r}")
+        problems.append(f"{key.upper()} must be Unix seconds, got {_short(raw)}")
         return None
     try:
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        problems.append(f"{key.upper()} {raw!r} is out of range")
+        problems.append(f"{key.upper()} {_short(raw)} is out of range")
         return None

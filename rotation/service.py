@@ -18,9 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from rotation.binding import is_opted_in, is_own_write, read_binding, read_credential
+from rotation.binding import is_opted_in, is_own_write, read_binding
+from rotation.catalogue import BoundSecret
 from rotation.engine import RotationEngine
-from rotation.errors import ConcurrentRotation, SecretNotFound, SecretNotRotatable, TransientError
+from rotation.errors import (
+    BindingRefused,
+    ConcurrentRotation,
+    SecretNotFound,
+    SecretNotRotatable,
+    TransientError,
+)
 from rotation.events import KeyVaultEvent
 from rotation.ids import RotationId, SecretName, VaultName, VersionId
 from rotation.journal.base import (
@@ -31,12 +38,13 @@ from rotation.journal.base import (
     NotYetDue,
 )
 from rotation.journal.model import RotationRecord, TriggerSource
-from rotation.keyvault import KeyVaultSecrets
+from rotation.keyvault import KeyVaultSecrets, SecretVersion
 from rotation.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Decision = Literal["rotated", "resumed", "ignored", "refused", "awaiting-retirement"]
+Decision = Literal["rotated", "resumed", "ignored", "refused", "not-rotatable",
+                   "awaiting-retirement"]
 Clock = Callable[[], datetime]
 VaultDirectory = Callable[[VaultName], KeyVaultSecrets]
 
@@ -100,6 +108,12 @@ class RotationService:
             return EventOutcome("ignored", "the current version is disabled")
         if not is_opted_in(current.tags):
             return EventOutcome("ignored", "the secret is not opted in to rotation")
+        try:
+            self._preflight(current)
+        except BindingRefused as exc:
+            return EventOutcome("refused", str(exc))
+        except SecretNotRotatable as exc:
+            return EventOutcome("not-rotatable", str(exc))
         trigger = RotationTrigger("event", event.event_id, event_type=event.kind)
         return self._start_for_event(event.vault, event.secret, event.version, trigger)
 
@@ -160,9 +174,7 @@ class RotationService:
         """Rotate now at an operator's request; 409-style errors when that cannot start."""
         kv = self._vaults(vault)
         current = kv.latest(secret)
-        binding = read_binding(current.tags, default_validity_days=self._settings.validity_days,
-                               default_grace_hours=self._settings.protocol.grace_hours)
-        read_credential(current.value, current.content_type, binding.username)
+        self._preflight(current)
         opened = self._journal.begin(self._new_record(vault, secret, current.version, trigger),
                                      now=self._clock(), retry_failed=True)
         if isinstance(opened, Begun):
@@ -181,11 +193,22 @@ class RotationService:
         """Rotate a secret the sweeper found close to expiry; None if one is already open."""
         vault_name = VaultName(vault)
         current = self._vaults(vault_name).latest(secret)
+        self._preflight(current)
         opened = self._journal.begin(
             self._new_record(vault_name, secret, current.version, trigger), now=self._clock())
         if not isinstance(opened, Begun):
             return None
         return self.resume(opened.record.rotation_id)
+
+    def _preflight(self, current: SecretVersion) -> BoundSecret:
+        """Check tags, the operator's allowlists and the value before the journal opens
+        anything, so a refused or malformed secret leaves no trace but a log line."""
+        if not current.enabled:
+            raise SecretNotRotatable("the current version is disabled")
+        binding = read_binding(current.tags, default_validity_days=self._settings.validity_days,
+                               default_grace_hours=self._settings.protocol.grace_hours)
+        return self._settings.targets.bind(current.vault, current.name, binding,
+                                           value=current.value, content_type=current.content_type)
 
     def vault_secrets(self, vault: str) -> KeyVaultSecrets:
         return self._vaults(VaultName(vault))

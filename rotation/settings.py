@@ -7,15 +7,17 @@ first invocation, so a missing setting is a clear error then, never "0 functions
 
 from __future__ import annotations
 
-import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
+from rotation.catalogue import TargetCatalogue
 from rotation.errors import ConfigurationError
 from rotation.ids import VaultName
+from rotation.urls import UnsafeUrl, checked_https_url, is_loopback
 
 VAULTS = "ROTATOR_VAULTS"
 VALIDITY_DAYS = "ROTATOR_VALIDITY_DAYS"
@@ -36,6 +38,9 @@ ATTEMPT_BACKOFF_SECONDS = "ROTATOR_ATTEMPT_BACKOFF_SECONDS"
 GRACE_HOURS = "ROTATOR_GRACE_HOURS"
 SWEEP_WINDOW_DAYS = "ROTATOR_SWEEP_WINDOW_DAYS"
 APPINSIGHTS = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+TARGETS = "ROTATOR_TARGETS"
+TARGETS_FILE = "ROTATOR_TARGETS_FILE"
+TRUST_APP_SERVICE_AUTH = "ROTATOR_TRUST_APP_SERVICE_AUTH"
 
 _VAULT_NAME = re.compile(r"^[0-9A-Za-z](?:[0-9A-Za-z]|-(?=[0-9A-Za-z])){2,23}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -52,13 +57,8 @@ class VaultConfig:
 
     @property
     def is_loopback(self) -> bool:
-        host = urlsplit(self.url).hostname or ""
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        """Decided by the parser the SDK's HTTP stack uses (:mod:`rotation.urls`)."""
+        return is_loopback(self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,11 @@ class Settings:
     log_level: str = "INFO"
     appinsights_connection_string: str | None = field(default=None, repr=False)
     protocol: ProtocolSettings = ProtocolSettings()
+    targets: TargetCatalogue = field(default_factory=lambda: TargetCatalogue({}))
+    #: Take the caller's identity from App Service authentication's x-ms-client-principal-*
+    #: headers. Only true where that authentication is on: it strips forged copies; without
+    #: it anyone holding the function key could write any name into the audit trail.
+    trust_app_service_auth: bool = False
 
     def vault(self, name: str) -> VaultConfig | None:
         """The configured vault of that name (Key Vault names are case-insensitive)."""
@@ -122,6 +127,9 @@ class Settings:
                     f"{KEYVAULT_AUTH}=static-token is only for a local twin on loopback, "
                     f"but these vaults are remote: {', '.join(remote)}"
                 )
+        trust_auth = env.get(TRUST_APP_SERVICE_AUTH, "false").strip().lower() or "false"
+        if trust_auth not in ("true", "false"):
+            problems.append(f"{TRUST_APP_SERVICE_AUTH} must be true or false, got {trust_auth!r}")
         log_level = env.get(LOG_LEVEL, "INFO").strip().upper() or "INFO"
         if log_level not in _LOG_LEVELS:
             problems.append(f"{LOG_LEVEL} must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}")
@@ -150,6 +158,8 @@ class Settings:
                 sweep_window_days=_number(env, SWEEP_WINDOW_DAYS, 30.0, float, 0.0, 365.0,
                                           problems),
             ),
+            targets=_targets(env, tuple(v.name for v in vaults), problems),
+            trust_app_service_auth=trust_auth == "true",
         )
         if problems:
             raise ConfigurationError(problems)
@@ -190,12 +200,46 @@ def _vaults(raw: str, problems: list[str]) -> tuple[VaultConfig, ...]:
             problems.append(f"{VAULTS}: {name!r} is not a Key Vault name (3-24 letters, digits, -)")
             continue
         name = name.lower()
-        url = url or f"https://{name}.vault.azure.net"
-        if urlsplit(url).scheme != "https":
-            problems.append(f"{VAULTS}: {name} must have an https:// URL, got {url!r}")
+        try:
+            url = checked_https_url(url or f"https://{name}.vault.azure.net",
+                                    what=f"{VAULTS}: the URL of {name}")
+        except UnsafeUrl as exc:
+            problems.append(str(exc))
             continue
-        vaults.append(VaultConfig(VaultName(name), url.rstrip("/")))
+        vaults.append(VaultConfig(VaultName(name), url))
     return tuple(vaults)
+
+
+def _targets(env: Mapping[str, str], vaults: tuple[VaultName, ...],
+             problems: list[str]) -> TargetCatalogue:
+    """The operator's targets, inline JSON or a file shipped with the app (README: Targets)."""
+    inline = env.get(TARGETS, "").strip()
+    path = env.get(TARGETS_FILE, "").strip()
+    document: Any = None
+    base_dir = Path.cwd()
+    source = TARGETS_FILE if path else TARGETS
+    if inline and path:
+        problems.append(f"set {TARGETS} or {TARGETS_FILE}, not both")
+        return TargetCatalogue({})
+    if not inline and not path:
+        problems.append(f"{TARGETS} (or {TARGETS_FILE}) is required: the targets secrets may "
+                        "bind to, declared by the operator")
+        return TargetCatalogue({})
+    text = inline
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{TARGETS_FILE}={path!r} cannot be read: {type(exc).__name__}")
+            return TargetCatalogue({})
+        base_dir = Path(path).resolve().parent
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        problems.append(f"{source} is not valid JSON: {exc}")
+        return TargetCatalogue({})
+    return TargetCatalogue.parse(document, vaults=vaults, base_dir=base_dir, source=source,
+                                 problems=problems)
 
 
 def _number(  # noqa: PLR0917 - one call per setting reads best positionally

@@ -15,13 +15,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import structlog
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 logger = logging.getLogger("rotation.steps")
 tracer = trace.get_tracer("akv-rotator")
+meter = metrics.get_meter("akv-rotator")
+_refusals = meter.create_counter(
+    "rotator.binding.refusals", unit="{refusal}",
+    description="Secrets whose tags selected a target that does not admit them",
+)
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -79,3 +84,8 @@ def step(name: str, *, parent: Context | None = None, **attributes: str) -> Iter
 
 def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
+
+
+def count_refusal(*, reason: str, target: str) -> None:
+    """Count one refused binding; ``reason`` and ``target`` are bounded sets of names."""
+    _refusals.add(1, {"rotator.refusal.reason": reason, "rotator.target": target})

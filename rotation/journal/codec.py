@@ -23,7 +23,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from rotation.journal.errors import InvalidTransition, JournalError
-from rotation.journal.model import STEPS, RotationRecord, Status, StepTiming, TriggerSource
+from rotation.journal.model import (
+    STEPS,
+    Ownership,
+    RotationRecord,
+    Status,
+    StepTiming,
+    TriggerSource,
+)
 
 Scalar = str | int | float | bool
 RowData = dict[str, Scalar]
@@ -61,12 +68,15 @@ FIELD_KINDS: dict[str, Kind] = {
     "finished_at": "optional-instant",
     "steps": "steps",
     "trace_parent": "optional-text",
+    "target_id": "optional-text",
+    "ownership": "optional-text",
 }
 
 _CHOICES: dict[str, frozenset[str]] = {
     "status": frozenset(get_args(Status)),
     "step": frozenset(STEPS),
     "trigger_source": frozenset(get_args(TriggerSource)),
+    "ownership": frozenset(get_args(Ownership)),
 }
 
 
@@ -139,7 +149,7 @@ def decode(data: Mapping[str, Scalar], *, etag: str | None) -> RotationRecord:
                 fields[name] = _decode_steps(str(value))
             else:
                 fields[name] = str(value)
-            if name in _CHOICES and fields[name] not in _CHOICES[name]:
+            if name in _CHOICES and fields[name] is not None and fields[name] not in _CHOICES[name]:
                 raise JournalError(f"stored rotation row has an unknown {name} {fields[name]!r}")
     except (ValueError, TypeError, KeyError) as exc:
         raise JournalError(f"stored rotation row is malformed: {type(exc).__name__}: {exc}") from exc

@@ -33,6 +33,9 @@ STEPS: tuple[Step, ...] = (
 Status = Literal["running", "awaiting-retirement", "succeeded", "failed"]
 UNFINISHED: frozenset[Status] = frozenset({"running", "awaiting-retirement"})
 TriggerSource = Literal["event", "http", "sweeper", "cli"]
+#: "proven": the secret's current credential logged in before anything changed; "recovery":
+#: it did not, and the operator's target allows an admin to recover the login.
+Ownership = Literal["proven", "recovery"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,8 @@ class RotationRecord:
     finished_at: datetime | None = None
     steps: tuple[StepTiming, ...] = ()
     trace_parent: str | None = None         # W3C traceparent of the first attempt's root span
+    target_id: str | None = None            # the operator's target the secret bound to
+    ownership: Ownership | None = None      # how the current credential was proven at prepare
     etag: str | None = field(default=None, compare=False)  # set by the journal; opaque
 
     def with_changes(self, **changes: object) -> RotationRecord:
@@ -111,6 +116,8 @@ def public_view(record: RotationRecord) -> dict[str, object]:
         "lastError": record.last_error,
         "nextAttemptAt": iso(record.next_attempt_at),
         "retireAfter": iso(record.retire_after),
+        "target": record.target_id,
+        "ownership": record.ownership,
         "trigger": {"source": record.trigger_source, "reference": record.trigger_reference,
                     "eventType": record.trigger_event_type},
         "startedAt": iso(record.created_at),

@@ -5,15 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from rotation.binding import SecretBinding
 from rotation.secret_value import Credential
+from rotation.targets.definition import TargetDefinition
 
 
 @dataclass(frozen=True, slots=True)
 class TargetContext:
-    """Everything a target needs: the binding, an admin login if any, and time limits."""
+    """Everything a target needs: the operator's definition, the strategy the secret chose,
+    the admin login the definition names (if any), and time limits.
 
-    binding: SecretBinding
+    Nothing here comes from a tag except ``strategy``, which the definition allows.
+    """
+
+    definition: TargetDefinition
+    strategy: str
     admin: Credential | None
     connect_timeout_seconds: float
 

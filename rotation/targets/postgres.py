@@ -13,7 +13,7 @@ moment ``apply`` succeeds, so a consumer that has not re-read Key Vault fails it
 (``app``) and its clone (``app_clone``). Each rotation gives the login the secret does *not*
 hold a fresh password and moves the secret to it; the other keeps working until ``retire``
 sets its password to NULL after the grace period. Both are changed by the admin login
-(``rotator-admin-secret``), which needs ``CREATEROLE``; from PostgreSQL 16 on it also needs
+(the operator target's ``adminSecret``), which needs ``CREATEROLE``; from PostgreSQL 16 on it also needs
 ``ADMIN OPTION`` on the base role (``GRANT app TO rotator WITH ADMIN OPTION, INHERIT FALSE,
 SET FALSE``) to change the base's password and grant its membership; it holds that on the
 clone already, having created it. Caveats, all from PostgreSQL's role model:
@@ -37,10 +37,10 @@ from __future__ import annotations
 
 import logging
 from typing import TypeAlias
-from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from rotation.errors import (
     AccessDenied,
@@ -52,6 +52,7 @@ from rotation.errors import (
 )
 from rotation.secret_value import Credential
 from rotation.targets.base import TargetContext
+from rotation.targets.pg_address import libpq_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -62,15 +63,26 @@ _REFUSED = ("password authentication failed", "no pg_hba.conf entry", "pg_hba.co
             "permission denied")
 _MISCONFIGURED = ("database \"", "does not exist", "invalid connection option", "invalid sslmode")
 _PERMANENT_SQLSTATE_CLASSES = ("28", "42")  # invalid authorization, syntax/privilege
+#: libpq's words when the server (or someone in the middle) offers less protection than the
+#: connection demands: no TLS, a certificate that does not verify, a cleartext or MD5 request.
+_UNPROTECTED = ("authentication method requirement", "does not support ssl",
+                "channel binding required", "channel binding is required",
+                "certificate verify failed", "does not match host name",
+                "server certificate for", "root certificate file")
 
 _Connection: TypeAlias = psycopg.Connection[tuple[object, ...]]
 
 
 class _PostgresLogins:
-    """What both strategies share: connecting as a login and proving a login works."""
+    """What both strategies share: connecting as a login and proving a login works.
+
+    Every connection uses the operator's address and TLS setting, turned into libpq
+    parameters by :func:`rotation.targets.pg_address.libpq_parameters`: SCRAM only, and over
+    TCP verified TLS with channel binding unless the operator chose otherwise.
+    """
 
     def __init__(self, context: TargetContext) -> None:
-        self._address = _checked_address(context.binding.address)
+        self._parameters = libpq_parameters(context.definition.connection, context.definition.tls)
         self._admin = context.admin
         self._timeout = max(1, round(context.connect_timeout_seconds))
 
@@ -93,15 +105,12 @@ class _PostgresLogins:
             raise VerificationFailed(f"logged in, but not as {credential.username!r}")
 
     def _connect(self, credential: Credential) -> _Connection:
+        # make_conninfo quotes every value, so nothing in the parameters can add an option.
+        conninfo = make_conninfo("", **{"connect_timeout": str(self._timeout), **self._parameters,
+                                        "application_name": APPLICATION_NAME})
         try:
-            return psycopg.connect(
-                self._address,
-                user=credential.username,
-                password=credential.password.reveal(),
-                connect_timeout=self._timeout,
-                application_name=APPLICATION_NAME,
-                autocommit=True,
-            )
+            return psycopg.connect(conninfo, user=credential.username,
+                                   password=credential.password.reveal(), autocommit=True)
         except psycopg.Error as exc:
             raise _translate(exc, f"connecting as {credential.username!r}") from exc
 
@@ -144,7 +153,7 @@ class PostgresAlternatingUsersTarget(_PostgresLogins):
         super().__init__(context)
         if context.admin is None:
             raise SecretNotRotatable(
-                "strategy alternating-users needs tag rotator-admin-secret (an admin login "
+                "strategy alternating-users needs the target's adminSecret (an admin login "
                 "that may create the clone role and change both logins' passwords)"
             )
         self._admin_login: Credential = context.admin
@@ -252,22 +261,14 @@ def _is_member(conn: _Connection, member: str, group: str) -> bool:
     return bool(row and row[0])
 
 
-def _checked_address(address: str) -> str:
-    """Accept a libpq URI or key/value string that carries no credentials of its own."""
-    if address.startswith(("postgresql://", "postgres://")):
-        parts = urlsplit(address)
-        if parts.username or parts.password:
-            raise SecretNotRotatable("rotator-address must not contain a username or password")
-    elif "password" in address.lower() or "user=" in address.lower():
-        raise SecretNotRotatable("rotator-address must not contain a username or password")
-    return address
-
-
 def _translate(exc: psycopg.Error, doing: str) -> RotatorError:
     """Map psycopg's error onto our tree. Server messages carry no secret values."""
     message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     lowered = str(exc).lower()
     sqlstate = getattr(exc, "sqlstate", None) or ""
+    if any(marker in lowered for marker in _UNPROTECTED):
+        return PermanentError(f"PostgreSQL connection refused as unprotected when {doing}: "
+                              f"{message} (akv-rotator never falls back to weaker protection)")
     if any(marker in lowered for marker in _REFUSED) or sqlstate.startswith("28"):
         return AccessDenied(f"PostgreSQL refused {doing}: {message}")
     if sqlstate[:2] in _PERMANENT_SQLSTATE_CLASSES:

@@ -24,14 +24,16 @@ from handlers.services import reset_services
 from tests.support.leaks import CapturingHandler, Said, leaks, secret_material
 from tests.support.payloads import decode_event, load_payload, retarget
 from tests.support.postgres import PostgresServer
+from tests.support.targets import DEFAULT_TARGET, targets_setting
 from tests.support.telemetry import span_exporter
 from twins.keyvault import KeyVaultTwin
 
 
 @pytest.fixture
-def app_settings(twin: KeyVaultTwin, monkeypatch: pytest.MonkeyPatch,
-                 tmp_path: Path) -> dict[str, str]:
+def app_settings(twin: KeyVaultTwin, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                 postgres: PostgresServer) -> dict[str, str]:
     settings = {
+        "ROTATOR_TARGETS": targets_setting(postgres),
         "ROTATOR_JOURNAL": f"sqlite:{tmp_path / 'journal.db'}",
         "ROTATOR_LEASE_SECONDS": "30",
         "ROTATOR_MAX_ATTEMPTS": "3",
@@ -141,6 +143,18 @@ SecretFactory = Callable[..., DatabaseSecret]
 
 
 @pytest.fixture
+def declare_targets(postgres: PostgresServer,
+                    monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Declare more operator targets (before the app first runs), as deployment config."""
+
+    def declare(**targets: dict[str, Any]) -> None:
+        monkeypatch.setenv("ROTATOR_TARGETS", targets_setting(postgres, **targets))
+        reset_services()
+
+    return declare
+
+
+@pytest.fixture
 def db_secret(postgres: PostgresServer, kv: SecretClient) -> SecretFactory:
     """Create a role with a password and a Key Vault secret opted in for it."""
     counter = iter(range(1_000_000))
@@ -152,8 +166,7 @@ def db_secret(postgres: PostgresServer, kv: SecretClient) -> SecretFactory:
         first = password or f"First-Passw0rd-{role_name}"
         postgres.create_role(role_name, first)
         name = f"db-{role_name.replace('_', '-')}"
-        base_tags = {"rotator-target": "postgresql", "rotator-address": postgres.tcp_address(),
-                     "owner": "platform-team"}
+        base_tags = {"rotator-target": DEFAULT_TARGET, "owner": "platform-team"}
         stored: KeyVaultSecret = kv.set_secret(
             name, json.dumps({"username": role_name, "password": first}),
             content_type="application/json", tags={**base_tags, **(tags or {})},

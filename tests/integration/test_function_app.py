@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,12 +13,13 @@ from tests.integration.conftest import App, SecretFactory, near_expiry, versions
 from tests.support.leaks import CapturingHandler
 from tests.support.payloads import load_payload, retarget
 from tests.support.postgres import PostgresServer
+from tests.support.targets import pg_target
 from tests.support.telemetry import span_exporter
 from twins.keyvault import KeyVaultTwin
 
 
 def assert_rotated(kv: SecretClient, postgres: PostgresServer, name: str, role: str,
-                   old_password: str, old_version: str) -> dict:
+                   old_password: str, old_version: str, target: str = "test-pg") -> dict:
     current = kv.get_secret(name)
     assert current.properties.version != old_version
     value = json.loads(current.value or "")
@@ -30,7 +32,7 @@ def assert_rotated(kv: SecretClient, postgres: PostgresServer, name: str, role: 
     assert expires is not None
     assert abs(expires - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=2)
     tags = current.properties.tags or {}
-    assert tags["owner"] == "platform-team" and tags["rotator-target"] == "postgresql"
+    assert tags["owner"] == "platform-team" and tags["rotator-target"] == target
     assert tags["rotator-written-by"] == "akv-rotator" and tags["rotator-rotation-id"]
     assert datetime.fromisoformat(tags["rotator-rotated-at"]) <= datetime.now(UTC)
     return dict(tags)
@@ -137,15 +139,18 @@ def test_unknown_event_type_is_acknowledged(app: App, twin: KeyVaultTwin,
     assert len(twin.requests) == before
 
 
-def test_permanent_failure_is_logged_once_and_not_retried(
+def test_malformed_tags_are_logged_once_and_not_retried_and_open_nothing(
     app: App, twin: KeyVaultTwin, kv: SecretClient, postgres: PostgresServer,
     db_secret: SecretFactory, captured: CapturingHandler,
 ) -> None:
     secret = db_secret(tags={"rotator-validity-days": "forever"})
     app.deliver(near_expiry(twin, secret.name, secret.version))  # no exception: acknowledged
-    failed = [r for r in captured.records() if r.get("event") == "rotation failed"]
-    assert len(failed) == 1 and "not a whole number" in failed[0]["detail"]
+    handled = [r for r in captured.records() if r.get("event") == "event handled"]
+    assert len(handled) == 1 and handled[0]["outcome"] == "not-rotatable"
+    assert "not a whole number" in handled[0]["reason"]
     assert sum("not a whole number" in line for line in captured.lines) == 1  # logged once
+    status, body = app.get(f"secrets/{secret.name}/rotations", {"name": secret.name})
+    assert status == 200 and body["rotations"] == []  # refused before the journal opened one
     assert versions_of(kv, secret.name) == [secret.version]
     assert postgres.can_login(secret.role, secret.password)
 
@@ -188,22 +193,25 @@ def test_wrong_stored_password_is_access_denied_and_never_retried(
     app.deliver(near_expiry(twin, secret.name, secret.version))
     failed = [r for r in captured.records() if r.get("event") == "rotation failed"]
     assert failed[0]["error"] == "AccessDenied"
+    assert "current credential does not log in" in failed[0]["detail"]  # ownership not proven
     assert not [r for r in captured.records() if r.get("event") == "transient failure, retrying"]
     assert versions_of(kv, secret.name) == [secret.version]
     assert postgres.can_login(secret.role, "Changed-Outside-0f-Rotator")
 
 
-def test_admin_secret_rotates_a_login_that_cannot_change_itself(
+def test_admin_secret_rotates_a_login_through_the_operators_target(
     app: App, twin: KeyVaultTwin, kv: SecretClient, postgres: PostgresServer,
-    db_secret: SecretFactory,
+    db_secret: SecretFactory, declare_targets: Callable[..., None],
 ) -> None:
     postgres.create_role("rotator_admin_e2e", "Admin-Passw0rd-e2e", createrole=True)
     kv.set_secret("pg-admin", json.dumps({"username": "rotator_admin_e2e",
                                           "password": "Admin-Passw0rd-e2e"}),
                   content_type="application/json")
-    secret = db_secret(tags={"rotator-admin-secret": "pg-admin"})
+    declare_targets(pg_admin=pg_target(postgres, admin="pg-admin"))
+    secret = db_secret(tags={"rotator-target": "pg-admin"})
     app.deliver(near_expiry(twin, secret.name, secret.version))
-    assert_rotated(kv, postgres, secret.name, secret.role, secret.password, secret.version)
+    assert_rotated(kv, postgres, secret.name, secret.role, secret.password, secret.version,
+                   target="pg-admin")
 
 
 def test_one_trace_per_rotation_with_a_span_per_step(
@@ -232,9 +240,15 @@ def test_one_trace_per_rotation_with_a_span_per_step(
 # --- HTTP ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("trust_auth", "caller"), [
+    ("true", "alice@example.com"),  # App Service authentication is on: it strips forgeries
+    ("", "function-key"),           # it is not: the header is anyone's to write
+])
 def test_http_rotation_answers_versions_and_expiry(
     app: App, kv: SecretClient, postgres: PostgresServer, db_secret: SecretFactory,
+    monkeypatch: pytest.MonkeyPatch, trust_auth: str, caller: str,
 ) -> None:
+    monkeypatch.setenv("ROTATOR_TRUST_APP_SERVICE_AUTH", trust_auth)
     secret = db_secret()
     status, body = app.post_rotate(secret.name, body=b'{"reason": "suspected leak"}',
                                    headers={"x-ms-client-principal-name": "alice@example.com"})
@@ -245,8 +259,9 @@ def test_http_rotation_answers_versions_and_expiry(
     assert body["rotationId"] == tags["rotator-rotation-id"]
     assert body["secret"] == secret.name and body["durationSeconds"] >= 0
     assert datetime.fromisoformat(body["newExpiry"]) > datetime.now(UTC) + timedelta(days=29)
-    assert body["trigger"] == {"source": "http", "reference": "alice@example.com: suspected leak",
+    assert body["trigger"] == {"source": "http", "reference": f"{caller}: suspected leak",
                                "eventType": None}
+    assert body["target"] == "test-pg" and body["ownership"] == "proven"
     assert body["status"] == "succeeded" and body["step"] == "finished"
     assert "password" not in json.dumps(body)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +16,7 @@ from rotation.pending import pending_name
 from tests.integration.conftest import App, SecretFactory, near_expiry, versions_of
 from tests.support.payloads import load_payload, retarget
 from tests.support.postgres import PostgresServer
+from tests.support.targets import pg_target
 from twins.keyvault import KeyVaultTwin
 
 
@@ -111,10 +113,11 @@ def test_old_event_after_a_newer_rotation_does_nothing(
 
 def test_http_while_awaiting_retirement_is_409_with_that_rotation(
     app: App, kv: SecretClient, postgres: PostgresServer, db_secret: SecretFactory,
+    declare_targets: Callable[..., None],
 ) -> None:
     admin_secret(postgres, kv, "pg-admin-await")
-    secret = db_secret(tags={"rotator-strategy": "alternating-users",
-                             "rotator-admin-secret": "pg-admin-await",
+    declare_targets(pg_await=pg_target(postgres, admin="pg-admin-await"))
+    secret = db_secret(tags={"rotator-target": "pg-await", "rotator-strategy": "alternating-users",
                              "rotator-grace-hours": "1"})
     status, first = app.post_rotate(secret.name)
     assert status == 200 and first["status"] == "awaiting-retirement"
@@ -133,11 +136,12 @@ def admin_secret(postgres: PostgresServer, kv: SecretClient, name: str) -> None:
 
 def test_alternating_users_retire_after_grace_through_the_sweeper(
     app: App, twin: KeyVaultTwin, kv: SecretClient, postgres: PostgresServer,
-    db_secret: SecretFactory,
+    db_secret: SecretFactory, declare_targets: Callable[..., None],
 ) -> None:
     admin_secret(postgres, kv, "pg-admin-alt")
-    secret = db_secret(tags={"rotator-strategy": "alternating-users",
-                             "rotator-admin-secret": "pg-admin-alt",
+    declare_targets(pg_alt=pg_target(postgres, admin="pg-admin-alt",
+                                     strategies=["alternating-users"]))
+    secret = db_secret(tags={"rotator-target": "pg-alt",
                              "rotator-grace-hours": "0.0003"})  # about one second
     app.deliver(near_expiry(twin, secret.name, secret.version))
     (record,) = history(app, secret.name)

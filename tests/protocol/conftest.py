@@ -25,10 +25,13 @@ from rotation.pending import pending_name
 from tests.support.leaks import Said, leaks, secret_material
 from tests.support.payloads import load_payload, retarget
 from tests.support.postgres import PostgresServer
+from tests.support.targets import DEFAULT_TARGET, pg_target, targets_setting
 from twins.keyvault import KeyVaultTwin
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2.0
+ADMIN_SECRET = "pg-admin-faults"
+ADMIN_TARGET = "test-pg-admin"
 
 
 @pytest.fixture
@@ -37,7 +40,8 @@ def table_name() -> str:
 
 
 @pytest.fixture
-def worker_env(twin: KeyVaultTwin, azurite: str, table_name: str) -> dict[str, str]:
+def worker_env(twin: KeyVaultTwin, azurite: str, table_name: str,
+               postgres: PostgresServer) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("ROTATOR_", "APPLICATIONINSIGHTS_"))}
     env.update({
@@ -58,6 +62,9 @@ def worker_env(twin: KeyVaultTwin, azurite: str, table_name: str) -> dict[str, s
         "ROTATOR_CONNECT_TIMEOUT_SECONDS": "3",
         "ROTATOR_GRACE_HOURS": "0",
         "ROTATOR_LOG_LEVEL": "INFO",
+        # The default target, and one with the admin the alternating-users tests create.
+        "ROTATOR_TARGETS": targets_setting(postgres, test_pg_admin=pg_target(
+            postgres, admin=ADMIN_SECRET, strategies=["alternating-users"])),
     })
     return env
 
@@ -121,8 +128,7 @@ def make_login(postgres: PostgresServer, kv: SecretClient) -> Callable[..., Logi
         stored = kv.set_secret(
             name, json.dumps({"username": role, "password": password}),
             content_type="application/json",
-            tags={"rotator-target": "postgresql", "rotator-address": postgres.tcp_address(),
-                  **(tags or {})},
+            tags={"rotator-target": DEFAULT_TARGET, **(tags or {})},
             expires_on=datetime.now(UTC) + timedelta(days=20))
         return Login(name, role, password, stored.properties.version or "")
 

@@ -19,6 +19,8 @@ from azure.keyvault.secrets import SecretClient
 from rotation.journal import Journal
 from rotation.journal.model import STEPS
 from tests.protocol.conftest import (
+    ADMIN_SECRET,
+    ADMIN_TARGET,
     LEASE_SECONDS,
     Login,
     Worker,
@@ -81,7 +83,7 @@ def test_single_user_survives_a_fault_at_every_boundary(
     assert_completed(kv, postgres, journal, twin, login, expected_user=login.role)
 
 
-ADMIN = "pg-admin-faults"
+ADMIN = ADMIN_SECRET
 
 
 @pytest.fixture
@@ -99,7 +101,7 @@ def test_alternating_users_survive_a_kill_mid_step(
     worker_for: Callable[[Login], Worker], kv: SecretClient, postgres: PostgresServer,
     journal: Journal, twin: KeyVaultTwin,
 ) -> None:
-    login = make_login({"rotator-strategy": "alternating-users", "rotator-admin-secret": admin})
+    login = make_login({"rotator-target": ADMIN_TARGET})
     worker = worker_for(login)
     fail_first_worker(worker, f"{step}:effect:kill", "kill")
     assert_invariant(kv, postgres, journal, twin, login)

@@ -2,6 +2,8 @@
 
 Local socket connections are ``trust`` for the test's superuser; TCP on 127.0.0.1 needs the
 real password (``scram-sha-256``), so a rotation test can prove the old password is refused.
+The server speaks TLS with a certificate for ``127.0.0.1`` from a throwaway CA (trustme), so
+the rotator connects as in production: ``sslmode=verify-full`` with channel binding.
 ``initdb`` refuses to run as root, so as root the server runs as the ``postgres`` user.
 """
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import trustme
 from psycopg import sql
 
 
@@ -50,14 +53,15 @@ class PostgresServer:
 
     port: int
     socket_dir: Path
+    ca_path: Path  # the CA that signed the server's certificate, for verify-full
 
     @property
     def admin_conninfo(self) -> str:
         return f"host={self.socket_dir} port={self.port} user=postgres dbname=postgres"
 
     def tcp_address(self, dbname: str = "postgres") -> str:
-        """A credential-free libpq URI for the ``rotator-address`` tag."""
-        return f"postgresql://127.0.0.1:{self.port}/{dbname}?sslmode=disable"
+        """A credential-free libpq URI for an operator target's address."""
+        return f"postgresql://127.0.0.1:{self.port}/{dbname}"
 
     def create_role(self, name: str, password: str, *, createrole: bool = False) -> None:
         with psycopg.connect(self.admin_conninfo, autocommit=True) as conn:
@@ -95,9 +99,11 @@ def running_postgres(pg_bin: Path) -> Iterator[PostgresServer]:
     base = Path(tempfile.mkdtemp(prefix="akv-rotator-pg-"))
     data = base / "data"
     port = free_port()
+    ca_path = _server_certificate(base)
     if os.geteuid() == 0:
         base.chmod(0o755)
-        shutil.chown(base, "postgres", "postgres")
+        for path in (base, base / "server.crt", base / "server.key"):
+            shutil.chown(path, "postgres", "postgres")
     subprocess.run(
         _as_postgres([str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres",
                       "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
@@ -105,20 +111,33 @@ def running_postgres(pg_bin: Path) -> Iterator[PostgresServer]:
         check=True, capture_output=True,
     )
     options = (f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
-               "-c synchronous_commit=off -c full_page_writes=off -c log_statement=all")
+               "-c synchronous_commit=off -c full_page_writes=off -c log_statement=all "
+               f"-c ssl=on -c ssl_cert_file={base / 'server.crt'} "
+               f"-c ssl_key_file={base / 'server.key'}")
     subprocess.run(
         _as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w",
                       "-o", options, "start"]),
         check=True, capture_output=True,
     )
     try:
-        yield PostgresServer(port=port, socket_dir=base)
+        yield PostgresServer(port=port, socket_dir=base, ca_path=ca_path)
     finally:
         subprocess.run(
             _as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
             check=False, capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _server_certificate(base: Path) -> Path:
+    """A CA and a server certificate for 127.0.0.1/localhost; returns the CA's PEM path."""
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    server.cert_chain_pems[0].write_to_path(str(base / "server.crt"))
+    server.private_key_pem.write_to_path(str(base / "server.key"))
+    (base / "server.key").chmod(0o600)
+    ca.cert_pem.write_to_path(str(base / "ca.pem"))
+    return base / "ca.pem"
 
 
 def server_log(server: PostgresServer) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -21,3 +23,26 @@ def span_exporter() -> InMemorySpanExporter:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return exporter
+
+
+@cache
+def metric_reader() -> InMemoryMetricReader:
+    """The session's metric reader; the global meter provider, too, can be set only once."""
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return reader
+
+
+def metric_points(name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The current value of each point of a counter, keyed by its sorted attributes."""
+    data = metric_reader().get_metrics_data()
+    points: dict[tuple[tuple[str, str], ...], float] = {}
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name != name:
+                    continue
+                for point in metric.data.data_points:  # type: ignore[union-attr]
+                    key = tuple(sorted((k, str(v)) for k, v in (point.attributes or {}).items()))
+                    points[key] = float(point.value)  # type: ignore[union-attr]
+    return points

@@ -7,18 +7,20 @@ PostgreSQL 16 and later require of it (15 needs only ``CREATEROLE``).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import psycopg
 import pytest
 from psycopg import sql
 
-from rotation.binding import SecretBinding
+from rotation.catalogue import build_target
 from rotation.errors import AccessDenied, PermanentError, SecretNotRotatable
 from rotation.passwords import generate_password
 from rotation.secret_value import Credential, SecretValue
 from rotation.targets.base import TargetContext
 from rotation.targets.postgres import PostgresAlternatingUsersTarget
-from rotation.targets.registry import build_target
 from tests.support.postgres import PostgresServer, server_log
+from tests.support.targets import pg_context
 
 OLD = "base-Passw0rd-0"
 ADMIN_PASSWORD = "admin-Passw0rd-A"
@@ -28,13 +30,12 @@ def cred(user: str, password: str) -> Credential:
     return Credential(user, SecretValue(password))
 
 
-def context_for(address: str, admin: Credential | None) -> TargetContext:
-    binding = SecretBinding("postgresql", address, None, "db-admin", 30, "alternating-users", 24.0)
-    return TargetContext(binding, admin, connect_timeout_seconds=3)
+def context_for(postgres: PostgresServer, admin: Credential | None) -> TargetContext:
+    return pg_context(postgres, "alternating-users", admin=admin)
 
 
-def target_for(address: str, admin: Credential | None) -> PostgresAlternatingUsersTarget:
-    return PostgresAlternatingUsersTarget(context_for(address, admin))
+def target_for(postgres: PostgresServer, admin: Credential | None) -> PostgresAlternatingUsersTarget:
+    return PostgresAlternatingUsersTarget(context_for(postgres, admin))
 
 
 def superuser(
@@ -61,7 +62,7 @@ def setup_pair(
     postgres.create_role(base, OLD)
     superuser(postgres, sql.SQL("GRANT {} TO {} WITH ADMIN OPTION").format(
         sql.Identifier(base), sql.Identifier(admin.username)))
-    return target_for(postgres.tcp_address(), admin), cred(base, OLD)
+    return target_for(postgres, admin), cred(base, OLD)
 
 
 def rotate(target: PostgresAlternatingUsersTarget, current: Credential) -> Credential:
@@ -109,7 +110,7 @@ def test_apply_sends_only_a_verifier_and_is_a_no_op_once_the_new_password_works(
     clone = rotate(target, base)
     # An admin with a wrong password would be refused, so this apply can only succeed by
     # noticing that the clone's new password already works.
-    broken_admin = target_for(postgres.tcp_address(), cred("alt_noop_admin", "wrong-Passw0rd"))
+    broken_admin = target_for(postgres, cred("alt_noop_admin", "wrong-Passw0rd"))
     broken_admin.apply(base, clone)
     assert postgres.can_login("alt_noop_clone", clone.password.reveal())
     log = server_log(postgres)
@@ -207,7 +208,7 @@ def test_missing_base_login_is_not_rotatable(postgres: PostgresServer) -> None:
 def test_admin_without_createrole_is_refused_and_creates_nothing(postgres: PostgresServer) -> None:
     postgres.create_role("alt_weak_admin", ADMIN_PASSWORD)
     postgres.create_role("alt_weak", OLD)
-    target = target_for(postgres.tcp_address(), cred("alt_weak_admin", ADMIN_PASSWORD))
+    target = target_for(postgres, cred("alt_weak_admin", ADMIN_PASSWORD))
     with pytest.raises(AccessDenied, match="permission denied"):
         rotate(target, cred("alt_weak", OLD))
     assert not role_exists(postgres, "alt_weak_clone")
@@ -223,8 +224,8 @@ def test_open_sessions_of_the_retired_login_keep_running(postgres: PostgresServe
     assert not postgres.can_login("alt_open", OLD)
 
 
-def test_next_username_alternates_within_the_identifier_limit() -> None:
-    target = target_for("postgresql://db/app", cred("admin", ADMIN_PASSWORD))
+def test_next_username_alternates_within_the_identifier_limit(postgres: PostgresServer) -> None:
+    target = target_for(postgres, cred("admin", ADMIN_PASSWORD))
     assert target.next_username(cred("app", "x")) == "app_clone"
     assert target.next_username(cred("app_clone", "x")) == "app"
     assert target.next_username(cred("a" * 57, "x")) == "a" * 57 + "_clone"  # 63 bytes
@@ -236,12 +237,13 @@ def test_next_username_alternates_within_the_identifier_limit() -> None:
         target.next_username(cred("_clone", "x"))
 
 
-def test_the_strategy_needs_an_admin() -> None:
-    with pytest.raises(SecretNotRotatable, match="rotator-admin-secret"):
-        target_for("postgresql://db/app", None)
+def test_the_strategy_needs_an_admin(postgres: PostgresServer) -> None:
+    context = replace(context_for(postgres, cred("admin", ADMIN_PASSWORD)), admin=None)
+    with pytest.raises(SecretNotRotatable, match="adminSecret"):
+        PostgresAlternatingUsersTarget(context)
 
 
-def test_the_registry_builds_this_target_for_the_strategy() -> None:
-    target = build_target(context_for("postgresql://db/app", cred("admin", ADMIN_PASSWORD)))
+def test_the_catalogue_builds_this_target_for_the_strategy(postgres: PostgresServer) -> None:
+    target = build_target(context_for(postgres, cred("admin", ADMIN_PASSWORD)))
     assert isinstance(target, PostgresAlternatingUsersTarget)
     assert target.retires_previous is True

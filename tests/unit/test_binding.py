@@ -22,38 +22,33 @@ from rotation.errors import SecretNotRotatable
 from rotation.ids import RotationId
 from rotation.secret_value import SecretValue
 
-GOOD = {"rotator-target": "postgresql", "rotator-address": "postgresql://db:5432/app"}
+GOOD = {"rotator-target": "team-a-db"}
 
 
 def test_minimal_tags_take_defaults() -> None:
     binding = read_binding(GOOD, default_validity_days=45)
-    assert binding.target_kind == "postgresql"
+    assert binding.target_id == "team-a-db"
     assert binding.validity_days == 45
-    assert binding.strategy == "single-user"
-    assert binding.admin_secret is None and binding.username is None
+    assert binding.strategy is None  # the operator's target decides the default
+    assert binding.username is None
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    tags = {"rotator-target": "oracle", "rotator-validity-days": "soon",
-            "rotator-admin-secret": "bad name!"}
+    tags = {"rotator-target": "Not A Target!", "rotator-validity-days": "soon",
+            "rotator-admin-secret": "pg-admin", "rotator-address": "postgresql://evil/"}
     with pytest.raises(SecretNotRotatable) as caught:
         read_binding(tags, default_validity_days=90)
     message = str(caught.value)
-    assert "not a known target kind" in message
-    assert "rotator-address is missing" in message
+    assert "is not a target id" in message
     assert "not a whole number" in message
-    assert "not a Key Vault secret name" in message
+    assert "tag rotator-address is no longer read" in message
+    assert "tag rotator-admin-secret is no longer read" in message
 
 
 @pytest.mark.parametrize("days", ["0", "3651", "-5"])
 def test_validity_out_of_range(days: str) -> None:
     with pytest.raises(SecretNotRotatable, match="outside"):
         read_binding({**GOOD, "rotator-validity-days": days}, default_validity_days=90)
-
-
-def test_unsupported_strategy_is_named() -> None:
-    with pytest.raises(SecretNotRotatable, match="'dual-password' is not supported"):
-        read_binding({**GOOD, "rotator-strategy": "dual-password"}, default_validity_days=90)
 
 
 def test_opt_in_and_own_write_markers() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import string
 
 import pytest
@@ -11,9 +12,13 @@ from rotation.passwords import ALPHABET, generate_password
 from rotation.secret_value import SecretValue
 from rotation.settings import Settings
 
+TARGETS = {"ROTATOR_TARGETS": json.dumps({"app-db": {
+    "kind": "postgresql", "address": "postgresql://db.example.com/app",
+    "logins": ["app"], "secrets": ["app-db"]}})}
+
 
 def test_vault_names_default_to_public_cloud_urls() -> None:
-    settings = Settings.from_env({"ROTATOR_VAULTS": "KV-Prod, kv2=https://kv2.vault.azure.cn/",
+    settings = Settings.from_env({**TARGETS, "ROTATOR_VAULTS": "KV-Prod, kv2=https://kv2.vault.azure.cn/",
                                   "AzureWebJobsStorage": "UseDevelopmentStorage=true"})
     assert [(v.name, v.url) for v in settings.vaults] == [
         ("kv-prod", "https://kv-prod.vault.azure.net"), ("kv2", "https://kv2.vault.azure.cn")]
@@ -25,16 +30,18 @@ def test_every_bad_setting_is_reported_together() -> None:
         Settings.from_env({"ROTATOR_VALIDITY_DAYS": "ninety", "ROTATOR_RETRY_ATTEMPTS": "0",
                            "ROTATOR_LOG_LEVEL": "LOUD", "ROTATOR_KEYVAULT_AUTH": "magic"})
     problems = caught.value.problems
-    assert len(problems) == 6
+    assert len(problems) == 7
+    assert any("ROTATOR_TARGETS (or ROTATOR_TARGETS_FILE) is required" in p for p in problems)
     assert any("needs AzureWebJobsStorage" in p for p in problems)
     assert any("ROTATOR_VAULTS is required" in p for p in problems)
 
 
 def test_static_token_is_only_for_a_loopback_twin() -> None:
     with pytest.raises(ConfigurationError, match="only for a local twin"):
-        Settings.from_env({"ROTATOR_VAULTS": "kv1", "ROTATOR_KEYVAULT_AUTH": "static-token",
+        Settings.from_env({**TARGETS, "ROTATOR_VAULTS": "kv1",
+                           "ROTATOR_KEYVAULT_AUTH": "static-token",
                            "ROTATOR_KEYVAULT_STATIC_TOKEN": "tok-zz9"})
-    local = Settings.from_env({"ROTATOR_VAULTS": "kv1=https://127.0.0.1:8443",
+    local = Settings.from_env({**TARGETS, "ROTATOR_VAULTS": "kv1=https://127.0.0.1:8443",
                                "ROTATOR_JOURNAL": "sqlite:/tmp/j.db",
                                "ROTATOR_KEYVAULT_AUTH": "static-token",
                                "ROTATOR_KEYVAULT_STATIC_TOKEN": "tok-zz9"})
@@ -44,7 +51,7 @@ def test_static_token_is_only_for_a_loopback_twin() -> None:
 
 def test_vault_urls_must_be_https() -> None:
     with pytest.raises(ConfigurationError, match="https"):
-        Settings.from_env({"ROTATOR_VAULTS": "kv1=http://127.0.0.1:8443"})
+        Settings.from_env({**TARGETS, "ROTATOR_VAULTS": "kv1=http://127.0.0.1:8443"})
 
 
 def test_passwords_are_long_mixed_and_connection_string_safe() -> None:
@@ -70,7 +77,7 @@ def test_secret_value_is_redacted_everywhere_but_reveal() -> None:
 
 
 def test_journal_choices() -> None:
-    base = {"ROTATOR_VAULTS": "kv1"}
+    base = {**TARGETS, "ROTATOR_VAULTS": "kv1"}
     table = Settings.from_env({**base, "AzureWebJobsStorage": "UseDevelopmentStorage=true"})
     assert table.protocol.journal == "table:rotations:UseDevelopmentStorage=true"
     assert "UseDevelopmentStorage" not in repr(table)  # a connection string may hold a key

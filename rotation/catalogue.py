@@ -1,0 +1,335 @@
+"""The operator's target catalogue: the one place that knows target kinds and targets.
+
+Whoever deploys akv-rotator declares, in ``ROTATOR_TARGETS`` (JSON) or the file named by
+``ROTATOR_TARGETS_FILE``, every place a credential may be sent::
+
+    {
+      "team-a-db": {
+        "kind": "postgresql",
+        "address": "postgresql://db.example.com:5432/app",
+        "tls": {"mode": "verify-full", "caBundle": "certs/db-ca.pem"},
+        "adminSecret": "kv-prod/team-a-db-admin",
+        "logins": ["app", "app_clone"],
+        "secrets": ["team-a-*"],
+        "vaults": ["kv-prod"],
+        "strategies": ["alternating-users", "single-user"],
+        "allowPasswordRecovery": false
+      }
+    }
+
+A secret's ``rotator-target`` tag names one of these by id. :meth:`TargetCatalogue.bind`
+refuses, before anything is changed, a secret whose name or vault the target does not admit,
+a login outside its ``logins``, and a login that is the target's own admin login (an admin is
+never rotated through its own admin path). Every refusal is logged and counted.
+
+Target kinds map to modules named as strings and imported on first use, so reading the
+catalogue never loads a database driver. Kind-specific address checks live in driver-free
+modules (``rotation.targets.pg_address``) and run when the settings are read, so a bad
+address is reported at start with every other problem.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rotation import telemetry
+from rotation.binding import SECRET_NAME, TARGET_ID, SecretBinding, read_credential
+from rotation.errors import BindingRefused
+from rotation.ids import SecretName, VaultName
+from rotation.secret_value import Credential, SecretValue
+from rotation.targets import pg_address
+from rotation.targets.definition import TLS_MODES, SecretRef, TargetDefinition, TlsSettings
+
+if TYPE_CHECKING:
+    from rotation.targets.base import Target, TargetContext
+
+logger = logging.getLogger(__name__)
+
+Connection = tuple[dict[str, str], TlsSettings]
+_FIELDS = frozenset({"kind", "address", "tls", "adminSecret", "logins", "secrets", "vaults",
+                     "strategies", "allowPasswordRecovery", "description"})
+_MAX_PATTERNS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TargetKind:
+    """A kind of target: its module, one class per strategy, and its address rules.
+
+    ``needs_admin`` lists strategies that cannot work without the target's admin secret.
+    ``connection`` parses and checks an address with the operator's TLS setting, raising
+    ValueError with the reason; it must not import the kind's driver.
+    """
+
+    module: str
+    strategies: Mapping[str, str]
+    connection: Callable[[str, TlsSettings | None], Connection]
+    needs_admin: frozenset[str] = frozenset()
+
+
+def _postgres_connection(address: str, tls: TlsSettings | None) -> Connection:
+    options, chosen = pg_address.split_tls(pg_address.parse_address(address), tls)
+    problems = pg_address.check_tls(options, chosen)
+    if problems:
+        raise pg_address.AddressError("; ".join(problems))
+    return options, chosen
+
+
+KINDS: dict[str, TargetKind] = {
+    "postgresql": TargetKind(
+        "rotation.targets.postgres",
+        {"single-user": "PostgresTarget", "alternating-users": "PostgresAlternatingUsersTarget"},
+        _postgres_connection,
+        needs_admin=frozenset({"alternating-users"}),
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BoundSecret:
+    """A secret the operator's target admits: the target, the strategy, its credential."""
+
+    binding: SecretBinding
+    target: TargetDefinition
+    strategy: str
+    credential: Credential
+
+
+@dataclass(frozen=True, slots=True)
+class TargetCatalogue:
+    """The operator's targets by id."""
+
+    targets: Mapping[str, TargetDefinition]
+
+    def bind(self, vault: str, secret: str, binding: SecretBinding, *, value: SecretValue,
+             content_type: str | None) -> BoundSecret:
+        """Check the secret against the target its tags select; read its credential.
+
+        Raises :class:`BindingRefused` (logged and counted) when the target does not admit
+        the secret or its login, :class:`SecretNotRotatable` when the value is malformed.
+        """
+        target = self.targets.get(binding.target_id)
+        if target is None:
+            raise _refused("unknown-target", "unknown", vault, secret,
+                           f"tag rotator-target names no target the operator declared "
+                           f"({binding.target_id!r}); known: {', '.join(sorted(self.targets))}")
+        if vault.lower() not in target.vaults:
+            raise _refused("vault-not-admitted", target.target_id, vault, secret,
+                           f"target {target.target_id!r} does not admit secrets of vault {vault!r}")
+        if not target.admits_secret(vault, secret):
+            raise _refused("secret-not-admitted", target.target_id, vault, secret,
+                           f"target {target.target_id!r} does not admit secret {secret!r}")
+        strategy = binding.strategy or target.default_strategy
+        if strategy not in target.strategies:
+            raise _refused("strategy-not-admitted", target.target_id, vault, secret,
+                           f"target {target.target_id!r} allows strategies "
+                           f"{', '.join(target.strategies)}, not {strategy!r}")
+        if target.admin_secret is not None and target.admin_secret.same_as(vault, secret):
+            raise _refused("admin-secret", target.target_id, vault, secret,
+                           f"secret {secret!r} is the admin secret of target "
+                           f"{target.target_id!r}; it cannot rotate through its own admin path")
+        credential = read_credential(value, content_type, binding.username)
+        self.check_login(target, credential.username, vault=vault, secret=secret)
+        return BoundSecret(binding, target, strategy, credential)
+
+    def check_login(self, target: TargetDefinition, login: str, *, vault: str, secret: str,
+                    admin: Credential | None = None) -> None:
+        """Refuse a login the target does not admit, or that is the target's admin login."""
+        if not target.admits_login(login):
+            raise _refused("login-not-admitted", target.target_id, vault, secret,
+                           f"target {target.target_id!r} does not admit login {login[:64]!r}")
+        if admin is not None and admin.username == login:
+            raise _refused("admin-login", target.target_id, vault, secret,
+                           f"login {login!r} is the admin login of target {target.target_id!r}; "
+                           "an admin is never rotated through its own admin path (declare a "
+                           "target without adminSecret for it)")
+
+    @classmethod
+    def parse(cls, document: Any, *, vaults: tuple[VaultName, ...], base_dir: Path,
+              source: str, problems: list[str]) -> TargetCatalogue:
+        """Read the operator's JSON document, appending every problem to ``problems``."""
+        if not isinstance(document, dict) or not document:
+            problems.append(f"{source} must be a JSON object of targets by id, with at least one")
+            return cls({})
+        targets: dict[str, TargetDefinition] = {}
+        for target_id, spec in document.items():
+            where = f"{source}: target {target_id!r}"
+            if not isinstance(target_id, str) or not TARGET_ID.match(target_id):
+                problems.append(f"{where}: ids are lower-case letters, digits and '-' "
+                                "(1-63 characters)")
+                continue
+            parsed = _parse_target(target_id, spec, vaults=vaults, base_dir=base_dir,
+                                   where=where, problems=problems)
+            if parsed is not None:
+                targets[target_id] = parsed
+        return cls(targets)
+
+
+def build_target(context: TargetContext) -> Target:
+    """Import the kind's module on first use and build its strategy's target for ``context``."""
+    kind = KINDS[context.definition.kind]
+    module = importlib.import_module(kind.module)
+    factory = getattr(module, kind.strategies[context.strategy])
+    target: Target = factory(context)
+    return target
+
+
+def _parse_target(target_id: str, spec: Any, *, vaults: tuple[VaultName, ...], base_dir: Path,
+                  where: str, problems: list[str]) -> TargetDefinition | None:
+    if not isinstance(spec, dict):
+        problems.append(f"{where}: must be a JSON object")
+        return None
+    count = len(problems)
+    unknown = sorted(set(spec) - _FIELDS)
+    if unknown:
+        problems.append(f"{where}: unknown fields {', '.join(map(str, unknown))}")
+    kind_name = spec.get("kind")
+    kind = KINDS.get(kind_name) if isinstance(kind_name, str) else None
+    if kind is None:
+        problems.append(f"{where}: kind must be one of {', '.join(sorted(KINDS))}")
+    tls = _tls(spec.get("tls"), base_dir, where, problems)
+    address = spec.get("address")
+    connection: dict[str, str] = {}
+    chosen_tls = tls or TlsSettings()
+    if not isinstance(address, str) or not address.strip():
+        problems.append(f"{where}: address is required")
+    elif kind is not None:
+        try:
+            connection, chosen_tls = kind.connection(address, tls)
+        except ValueError as exc:
+            problems.append(f"{where}: address {exc}")
+        chosen_tls = _resolved_bundle(chosen_tls, base_dir, where, problems)
+    target_vaults = _vaults(spec.get("vaults"), vaults, where, problems)
+    admin = _admin_ref(spec.get("adminSecret"), vaults, where, problems)
+    strategies = _strategies(spec.get("strategies"), kind, admin is not None, where, problems)
+    logins = _patterns(spec.get("logins"), "logins", where, problems)
+    secrets = _patterns(spec.get("secrets"), "secrets", where, problems)
+    recovery = spec.get("allowPasswordRecovery", False)
+    if not isinstance(recovery, bool):
+        problems.append(f"{where}: allowPasswordRecovery must be true or false")
+    if kind is not None and admin is None:
+        needing = [s for s in strategies if s in kind.needs_admin]
+        if needing:
+            problems.append(f"{where}: strategy {', '.join(needing)} needs adminSecret")
+    if recovery is True and admin is None:
+        problems.append(f"{where}: allowPasswordRecovery needs adminSecret (only an admin can "
+                        "set a password nobody can prove)")
+    if len(problems) > count:
+        return None
+    definition = TargetDefinition(
+        target_id=target_id, kind=str(kind_name), address=str(address).strip(),
+        connection=connection, tls=chosen_tls, admin_secret=admin, logins=logins,
+        secrets=secrets, vaults=target_vaults, strategies=strategies,
+        allow_password_recovery=bool(recovery),
+    )
+    if admin is not None and definition.admits_secret(admin.vault, admin.name):
+        problems.append(f"{where}: its admin secret {admin} matches its own secrets allowlist, "
+                        "so the admin could be rotated through its own admin path")
+        return None
+    return definition
+
+
+def _tls(raw: Any, base_dir: Path, where: str, problems: list[str]) -> TlsSettings | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"mode", "caBundle"}:
+        problems.append(f"{where}: tls must be an object with mode and/or caBundle")
+        return None
+    mode = raw.get("mode", "verify-full")
+    if mode not in TLS_MODES:
+        problems.append(f"{where}: tls mode must be one of {', '.join(TLS_MODES)} (modes that "
+                        "can fall back to cleartext are not offered)")
+        return None
+    bundle = raw.get("caBundle")
+    if bundle is not None and (not isinstance(bundle, str) or not bundle.strip()):
+        problems.append(f"{where}: tls caBundle must be a file path")
+        return None
+    return TlsSettings(mode=mode, ca_bundle=bundle.strip() if bundle else None)
+
+
+def _resolved_bundle(tls: TlsSettings, base_dir: Path, where: str,
+                     problems: list[str]) -> TlsSettings:
+    """Relative CA bundles are relative to the targets file (or the app's directory)."""
+    if tls.ca_bundle is None:
+        return tls
+    path = Path(tls.ca_bundle)
+    path = path if path.is_absolute() else base_dir / path
+    if not path.is_file():
+        problems.append(f"{where}: tls caBundle {tls.ca_bundle!r} is not a file")
+    return TlsSettings(mode=tls.mode, ca_bundle=str(path))
+
+
+def _vaults(raw: Any, configured: tuple[VaultName, ...], where: str,
+            problems: list[str]) -> tuple[VaultName, ...]:
+    if raw is None:
+        return configured
+    if not isinstance(raw, list) or not raw or not all(isinstance(v, str) for v in raw):
+        problems.append(f"{where}: vaults must be a non-empty list of vault names")
+        return ()
+    names = tuple(VaultName(v.strip().lower()) for v in raw)
+    unknown = [n for n in names if n not in configured]
+    if unknown:
+        problems.append(f"{where}: vaults {', '.join(unknown)} are not in ROTATOR_VAULTS")
+    return names
+
+
+def _admin_ref(raw: Any, vaults: tuple[VaultName, ...], where: str,
+               problems: list[str]) -> SecretRef | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        problems.append(f"{where}: adminSecret must be 'vault/secret-name'")
+        return None
+    vault, _, name = raw.strip().rpartition("/")
+    if not vault:
+        if len(vaults) != 1:
+            problems.append(f"{where}: adminSecret must name its vault ('vault/{name}') when "
+                            "several vaults are configured")
+            return None
+        vault = vaults[0]
+    if vault.lower() not in vaults:
+        problems.append(f"{where}: adminSecret's vault {vault!r} is not in ROTATOR_VAULTS")
+        return None
+    if not SECRET_NAME.match(name):
+        problems.append(f"{where}: adminSecret {name!r} is not a Key Vault secret name")
+        return None
+    return SecretRef(VaultName(vault.lower()), SecretName(name))
+
+
+def _strategies(raw: Any, kind: TargetKind | None, has_admin: bool, where: str,
+                problems: list[str]) -> tuple[str, ...]:
+    """The strategies a target allows; by default every one its admin setting makes possible."""
+    if kind is None:
+        return ()
+    if raw is None:
+        return tuple(s for s in kind.strategies if has_admin or s not in kind.needs_admin)
+    if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
+        problems.append(f"{where}: strategies must be a non-empty list")
+        return ()
+    unknown = [s for s in raw if s not in kind.strategies]
+    if unknown:
+        problems.append(f"{where}: strategies {', '.join(map(repr, unknown))} are not among "
+                        f"{', '.join(kind.strategies)}")
+    return tuple(raw)
+
+
+def _patterns(raw: Any, name: str, where: str, problems: list[str]) -> tuple[str, ...]:
+    if (not isinstance(raw, list) or not raw or len(raw) > _MAX_PATTERNS
+            or not all(isinstance(p, str) and p.strip() for p in raw)):
+        problems.append(f"{where}: {name} must be a list of 1-{_MAX_PATTERNS} names or patterns "
+                        "(fnmatch: * and ?); an empty allowlist admits nothing")
+        return ()
+    return tuple(p.strip() for p in raw)
+
+
+def _refused(reason: str, target_id: str, vault: str, secret: str, message: str) -> BindingRefused:
+    telemetry.count_refusal(reason=reason, target=target_id)
+    logger.warning("binding refused", extra={"outcome": "refused", "refusal": reason,
+                                             "target": target_id, "vault": vault,
+                                             "secret": secret, "detail": message})
+    return BindingRefused(message, reason=reason)
+

@@ -1,0 +1,56 @@
+"""Operator target declarations for tests, as an operator would write ``ROTATOR_TARGETS``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rotation.catalogue import TargetCatalogue
+from rotation.ids import VaultName
+from rotation.secret_value import Credential
+from rotation.targets.base import TargetContext
+from tests.support.postgres import PostgresServer
+
+DEFAULT_TARGET = "test-pg"
+
+
+def pg_target(postgres: PostgresServer, *, admin: str | None = None,
+              strategies: list[str] | None = None, logins: list[str] | None = None,
+              secrets: list[str] | None = None, recovery: bool = False) -> dict[str, Any]:
+    """A PostgreSQL target on the test server, over verified TLS with the test CA."""
+    target: dict[str, Any] = {
+        "kind": "postgresql",
+        "address": postgres.tcp_address(),
+        "tls": {"mode": "verify-full", "caBundle": str(postgres.ca_path)},
+        "logins": logins or ["*"],
+        "secrets": secrets or ["db-*"],
+    }
+    if admin is not None:
+        target["adminSecret"] = admin
+    if strategies is not None:
+        target["strategies"] = strategies
+    if recovery:
+        target["allowPasswordRecovery"] = True
+    return target
+
+
+def targets_setting(postgres: PostgresServer, **extra: dict[str, Any]) -> str:
+    """``ROTATOR_TARGETS``: the default target plus ``extra`` targets by id (``_`` → ``-``)."""
+    targets = {DEFAULT_TARGET: pg_target(postgres)}
+    targets.update({name.replace("_", "-"): spec for name, spec in extra.items()})
+    return json.dumps(targets)
+
+
+def pg_context(postgres: PostgresServer, strategy: str = "single-user", *,
+               admin: Credential | None = None, address: str | None = None) -> TargetContext:
+    """A target context as the engine builds it, from a definition parsed like the operator's."""
+    spec = pg_target(postgres, admin="kv-test/pg-admin" if admin else None,
+                     strategies=[strategy])
+    if address is not None:
+        spec["address"] = address
+    problems: list[str] = []
+    catalogue = TargetCatalogue.parse({"t": spec}, vaults=(VaultName("kv-test"),),
+                                      base_dir=Path.cwd(), source="test", problems=problems)
+    assert not problems, problems
+    return TargetContext(catalogue.targets["t"], strategy, admin, connect_timeout_seconds=3)

@@ -1,0 +1,157 @@
+"""The operator's target catalogue: parsed at start with every problem listed, and the
+allowlists that decide which secrets and logins may bind to a target."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from rotation.binding import read_binding
+from rotation.catalogue import TargetCatalogue
+from rotation.errors import BindingRefused, ConfigurationError, SecretNotRotatable
+from rotation.ids import VaultName
+from rotation.secret_value import Credential, SecretValue
+from rotation.settings import Settings
+from tests.support.telemetry import metric_points
+
+VAULTS = (VaultName("kv-prod"), VaultName("kv-dev"))
+TEAM_B = {
+    "kind": "postgresql",
+    "address": "postgresql://db-b.example.com/app",
+    "adminSecret": "kv-prod/pg-admin-team-b",
+    "logins": ["team_b_app", "team_b_app_clone"],
+    "secrets": ["team-b-*"],
+    "vaults": ["kv-prod"],
+}
+
+
+def catalogue(**targets: dict[str, object]) -> TargetCatalogue:
+    problems: list[str] = []
+    parsed = TargetCatalogue.parse(targets, vaults=VAULTS, base_dir=Path.cwd(),
+                                   source="ROTATOR_TARGETS", problems=problems)
+    assert not problems, problems
+    return parsed
+
+
+def value(username: str) -> SecretValue:
+    return SecretValue(json.dumps({"username": username, "password": "x-Passw0rd"}))
+
+
+def bind(cat: TargetCatalogue, vault: str, secret: str, username: str,
+         **tags: str) -> object:
+    binding = read_binding({"rotator-target": "team-b", **tags}, default_validity_days=30)
+    return cat.bind(vault, secret, binding, value=value(username), content_type="application/json")
+
+
+def test_a_target_admits_only_its_secrets_vaults_and_logins() -> None:
+    cat = catalogue(**{"team-b": TEAM_B})
+    bound = bind(cat, "kv-prod", "team-b-app-db", "team_b_app")
+    assert bound.target.target_id == "team-b"  # type: ignore[attr-defined]
+    assert bound.strategy == "single-user"  # type: ignore[attr-defined]
+    with pytest.raises(BindingRefused, match="does not admit secret 'attacker-db'") as caught:
+        bind(cat, "kv-prod", "attacker-db", "team_b_app")
+    assert caught.value.reason == "secret-not-admitted"
+    with pytest.raises(BindingRefused, match="does not admit secrets of vault 'kv-dev'"):
+        bind(cat, "kv-dev", "team-b-app-db", "team_b_app")
+    with pytest.raises(BindingRefused, match="does not admit login 'postgres'"):
+        bind(cat, "kv-prod", "team-b-app-db", "postgres")
+    with pytest.raises(BindingRefused, match="names no target the operator declared"):
+        read = read_binding({"rotator-target": "team-c"}, default_validity_days=30)
+        cat.bind("kv-prod", "team-b-x", read, value=value("team_b_app"), content_type=None)
+
+
+def test_refusals_are_counted_by_reason() -> None:
+    cat = catalogue(**{"team-b": TEAM_B})
+    before = metric_points("rotator.binding.refusals")
+    with pytest.raises(BindingRefused):
+        bind(cat, "kv-prod", "attacker-db", "team_b_app")
+    after = metric_points("rotator.binding.refusals")
+    key = (("rotator.refusal.reason", "secret-not-admitted"), ("rotator.target", "team-b"))
+    assert after.get(key, 0) == before.get(key, 0) + 1
+
+
+def test_secret_names_match_case_insensitively_and_logins_exactly() -> None:
+    cat = catalogue(**{"team-b": TEAM_B})
+    bind(cat, "KV-PROD", "Team-B-App-Db", "team_b_app")
+    with pytest.raises(BindingRefused):
+        bind(cat, "kv-prod", "team-b-app-db", "TEAM_B_APP")
+
+
+def test_the_admin_login_is_never_rotated_through_its_own_admin_path() -> None:
+    cat = catalogue(**{"team-b": {**TEAM_B, "logins": ["*"]}})
+    target = cat.targets["team-b"]
+    admin = Credential("team_b_admin", SecretValue("a"))
+    with pytest.raises(BindingRefused, match="is the admin login") as caught:
+        cat.check_login(target, "team_b_admin", vault="kv-prod", secret="team-b-x", admin=admin)
+    assert caught.value.reason == "admin-login"
+    # The declaration check refuses an admin secret inside its target's allowlist; the bind
+    # check stands behind it, for a catalogue built any other way.
+    widened = replace(target, secrets=("*",))
+    cat = TargetCatalogue({"team-b": widened})
+    with pytest.raises(BindingRefused, match="is the admin secret") as refused:
+        bind(cat, "kv-prod", "pg-admin-team-b", "team_b_app")
+    assert refused.value.reason == "admin-secret"
+
+
+def test_a_strategy_outside_the_targets_list_is_refused() -> None:
+    cat = catalogue(**{"team-b": {**TEAM_B, "strategies": ["single-user"]}})
+    with pytest.raises(BindingRefused, match="allows strategies single-user"):
+        bind(cat, "kv-prod", "team-b-app-db", "team_b_app", **{"rotator-strategy": "alternating-users"})
+
+
+def test_every_problem_in_the_declaration_is_listed_at_once() -> None:
+    problems: list[str] = []
+    TargetCatalogue.parse({
+        "Bad Id": {},
+        "no-kind": {"address": "postgresql://db/app", "logins": ["a"], "secrets": ["a"]},
+        "leaky": {"kind": "postgresql", "address": "postgresql://db/app?password=pw",
+                  "logins": [], "secrets": ["x"], "tls": {"mode": "prefer"}},
+        "self-admin": {"kind": "postgresql", "address": "postgresql://db/app",
+                       "adminSecret": "kv-prod/db-admin", "logins": ["*"], "secrets": ["db-*"]},
+        "needs-admin": {"kind": "postgresql", "address": "postgresql://db/app",
+                        "logins": ["a"], "secrets": ["a"], "strategies": ["alternating-users"],
+                        "allowPasswordRecovery": True, "colour": "blue"},
+        "elsewhere": {"kind": "postgresql", "address": "postgresql://db/app", "logins": ["a"],
+                      "secrets": ["a"], "vaults": ["kv-other"],
+                      "tls": {"mode": "verify-ca", "caBundle": "/no/such/ca.pem"}},
+    }, vaults=VAULTS, base_dir=Path.cwd(), source="ROTATOR_TARGETS", problems=problems)
+    text = "\n".join(problems)
+    for expected in (
+        "target 'Bad Id': ids are lower-case",
+        "target 'no-kind': kind must be one of postgresql",
+        "target 'leaky': tls mode must be one of",
+        "target 'leaky': address option 'password' is not allowed",
+        "target 'leaky': logins must be a list of 1-64",
+        "target 'self-admin': its admin secret kv-prod/db-admin matches its own secrets",
+        "target 'needs-admin': unknown fields colour",
+        "target 'needs-admin': strategy alternating-users needs adminSecret",
+        "target 'needs-admin': allowPasswordRecovery needs adminSecret",
+        "target 'elsewhere': vaults kv-other are not in ROTATOR_VAULTS",
+        "target 'elsewhere': tls caBundle '/no/such/ca.pem' is not a file",
+    ):
+        assert expected in text, (expected, problems)
+
+
+def test_settings_read_targets_inline_or_from_a_file(tmp_path: Path) -> None:
+    document = {"team-b": {**TEAM_B, "tls": {"caBundle": "ca.pem"}}}
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "targets.json").write_text(json.dumps(document))
+    env = {"ROTATOR_VAULTS": "kv-prod,kv-dev", "ROTATOR_JOURNAL": "memory:",
+           "ROTATOR_TARGETS_FILE": str(tmp_path / "targets.json")}
+    settings = Settings.from_env(env)
+    target = settings.targets.targets["team-b"]
+    assert target.tls.ca_bundle == str(tmp_path / "ca.pem")  # relative to the file
+    with pytest.raises(ConfigurationError, match="not both"):
+        Settings.from_env({**env, "ROTATOR_TARGETS": json.dumps(document)})
+    with pytest.raises(ConfigurationError, match="ROTATOR_TARGETS is not valid JSON"):
+        Settings.from_env({"ROTATOR_VAULTS": "kv-prod", "ROTATOR_JOURNAL": "memory:",
+                           "ROTATOR_TARGETS": "{" * 100_000})
+
+
+def test_retired_tags_are_refused_so_nobody_is_surprised() -> None:
+    with pytest.raises(SecretNotRotatable, match="rotator-address is no longer read"):
+        read_binding({"rotator-target": "team-b", "rotator-address": "postgresql://evil/"},
+                     default_validity_days=30)
