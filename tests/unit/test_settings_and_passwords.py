@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import string
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,12 @@ def test_journal_choices() -> None:
         Settings.from_env({**base, "ROTATOR_JOURNAL": "postgres"})
     with pytest.raises(ConfigurationError, match="3-63 letters"):
         Settings.from_env({**base, "AzureWebJobsStorage": "x", "ROTATOR_JOURNAL_TABLE": "a-b"})
+
+
+def test_the_example_local_settings_are_valid_and_declare_a_target() -> None:
+    example = json.loads((Path(__file__).parents[2] / "local.settings.example.json").read_text())
+    settings = Settings.from_env(example["Values"])
+    target = settings.targets.targets["local-pg"]
+    assert target.kind == "postgresql" and target.tls.mode == "verify-full"
+    assert str(target.admin_secret) == "kv-twin/pg-admin"
+    assert not settings.trust_app_service_auth
