@@ -92,7 +92,7 @@ def rotate_secret(req: func.HttpRequest, services: ServicesProvider) -> func.Htt
     """``POST /api/secrets/{name}/rotate[?vault=NAME]``: rotate now and report the versions."""
     configure_logging()
     name = req.route_params.get("name", "")
-    with structlog.contextvars.bound_contextvars(secret=name, http_route="rotate"):
+    with structlog.contextvars.bound_contextvars(secret=_loggable_name(name), http_route="rotate"):
         try:
             secret = _secret_name(name)
             reason = _reason(req)
@@ -129,7 +129,7 @@ def get_rotation(req: func.HttpRequest, services: ServicesProvider) -> func.Http
     configure_logging()
     rotation_id = req.route_params.get("id", "")
     try:
-        if not _ROTATION_ID.match(rotation_id):
+        if not _ROTATION_ID.fullmatch(rotation_id):
             raise InvalidRequest(f"{_shown(rotation_id)} is not a rotation id (32 hex characters)")
         record = services().journal.get(rotation_id)
         if record is None:
@@ -153,6 +153,13 @@ def _secret_name(name: str) -> SecretName:
             f"{_shown(name)} is not a Key Vault secret name: 1-127 letters, digits and '-'"
         )
     return SecretName(name)
+
+
+def _loggable_name(name: str) -> str:
+    """The route's name for the log context: as it is when it is a secret name, else quoted
+    and cut short (a route parameter can be as long as the URL, and every log line of the
+    request carries its context)."""
+    return name if SECRET_NAME.fullmatch(name) else _shown(name)
 
 
 def _shown(text: str) -> str:

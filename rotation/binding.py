@@ -97,7 +97,7 @@ def read_binding(
     if not target_id:
         problems.append(f"tag {TAG_TARGET} is missing: the secret is not opted in to rotation")
     elif not TARGET_ID.match(target_id):
-        problems.append(f"tag {TAG_TARGET}={_shown(target_id)} is not a target id "
+        problems.append(f"tag {TAG_TARGET}={quote_input(target_id)} is not a target id "
                         "(lower-case letters, digits and '-')")
     for tag, why in RETIRED_TAGS.items():
         if tag in tags:
@@ -122,9 +122,15 @@ def read_binding(
     )
 
 
-def _shown(text: str) -> str:
-    """A tag value quoted for a message, cut short: tags are anyone's input."""
-    return repr(text[:64] + ("…" if len(text) > 64 else ""))
+def quote_input(text: str, limit: int = 64) -> str:
+    """A tag value quoted for a message, cut short: tags are anyone's input.
+
+    The cut is made on the quoted form, not on the characters: ``repr`` writes an
+    unprintable character as an escape of up to 10 characters (``\\U000e0001``), so cutting
+    the characters alone let one 256-character tag value fill 2,500 characters of a message.
+    """
+    quoted = repr(text)
+    return quoted if len(quoted) <= limit + 2 else quoted[:limit] + "…"
 
 
 def _plain_name(name: str) -> bool:
@@ -146,7 +152,7 @@ def _validity_days(raw: str | None, default: int, problems: list[str]) -> int:
     try:
         days = int(raw.strip())
     except ValueError:
-        problems.append(f"tag {TAG_VALIDITY_DAYS}={raw!r} is not a whole number of days")
+        problems.append(f"tag {TAG_VALIDITY_DAYS}={quote_input(raw)} is not a whole number of days")
         return default
     if not MIN_VALIDITY_DAYS <= days <= MAX_VALIDITY_DAYS:
         problems.append(
@@ -161,10 +167,11 @@ def _grace_hours(raw: str | None, default: float, problems: list[str]) -> float:
     try:
         hours = float(raw.strip())
     except ValueError:
-        problems.append(f"tag {TAG_GRACE_HOURS}={raw!r} is not a number of hours")
+        problems.append(f"tag {TAG_GRACE_HOURS}={quote_input(raw)} is not a number of hours")
         return default
     if not 0 <= hours <= MAX_GRACE_HOURS:
-        problems.append(f"tag {TAG_GRACE_HOURS}={raw.strip()} is outside 0..{MAX_GRACE_HOURS}")
+        problems.append(f"tag {TAG_GRACE_HOURS}={quote_input(raw.strip())} is outside "
+                        f"0..{MAX_GRACE_HOURS}")
     return hours
 
 
@@ -199,8 +206,8 @@ def read_credential(
     The error messages name what is wrong with the value's shape, never its content.
     """
     if content_type is not None and content_type.split(";")[0].strip().lower() != JSON_CONTENT_TYPE:
-        raise SecretNotRotatable(
-            f"content type is {content_type!r}; rotatable database secrets are stored as "
+        raise SecretNotRotatable(  # anyone who may write the secret sets its content type
+            f"content type is {quote_input(content_type)}; rotatable database secrets are stored as "
             f"{JSON_CONTENT_TYPE} with username and password"
         )
     try:
@@ -223,8 +230,8 @@ def read_credential(
                                  "printable characters")
     if binding_username and stored_username and binding_username != stored_username:
         raise SecretNotRotatable(
-            f"tag {TAG_USERNAME}={_shown(binding_username)} disagrees with the value's "
-            f"username {_shown(stored_username)}"
+            f"tag {TAG_USERNAME}={quote_input(binding_username)} disagrees with the value's "
+            f"username {quote_input(stored_username)}"
         )
     username = binding_username or stored_username
     if not username:

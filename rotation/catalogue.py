@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rotation import telemetry
-from rotation.binding import SECRET_NAME, TARGET_ID, SecretBinding, read_credential
+from rotation.binding import SECRET_NAME, TARGET_ID, SecretBinding, quote_input, read_credential
 from rotation.errors import BindingRefused
 from rotation.ids import SecretName, VaultName
 from rotation.secret_value import Credential, SecretValue
@@ -125,9 +125,10 @@ class TargetCatalogue:
                            f"target {target.target_id!r} does not admit secret {secret!r}")
         strategy = binding.strategy or target.default_strategy
         if strategy not in target.strategies:
+            # The strategy is a tag's text, unchecked until here: quoted cut short.
             raise _refused("strategy-not-admitted", target.target_id, vault, secret,
                            f"target {target.target_id!r} allows strategies "
-                           f"{', '.join(target.strategies)}, not {strategy!r}")
+                           f"{', '.join(target.strategies)}, not {quote_input(strategy)}")
         if target.admin_secret is not None and target.admin_secret.same_as(vault, secret):
             raise _refused("admin-secret", target.target_id, vault, secret,
                            f"secret {secret!r} is the admin secret of target "

@@ -25,6 +25,8 @@ EventKind = Literal["SecretNearExpiry", "SecretExpired", "SecretNewVersionCreate
 HANDLED_KINDS: tuple[EventKind, ...] = ("SecretNearExpiry", "SecretExpired", "SecretNewVersionCreated")
 ROTATING_KINDS: frozenset[EventKind] = frozenset({"SecretNearExpiry", "SecretExpired"})
 
+# Names are checked with fullmatch: with match, "$" also matches before a final newline, so
+# a vault "kv-test\n" taken from a garbled Id passed as a Key Vault name.
 _VAULT_IN_TOPIC = re.compile(r"/providers/Microsoft\.KeyVault/vaults/([^/\s]+)", re.IGNORECASE)
 _VAULT_NAME = re.compile(r"^[0-9A-Za-z](?:[0-9A-Za-z]|-(?=[0-9A-Za-z])){2,23}$")
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
@@ -103,17 +105,17 @@ def parse_event(
 
     problems: list[str] = []
     vault = _vault_name(fields, topic, problems)
-    if vault and not _VAULT_NAME.match(vault):
+    if vault and not _VAULT_NAME.fullmatch(vault):
         problems.append("the vault name is not a Key Vault name")
     secret = fields.get("objectname") or subject
     if not secret:
         problems.append("no ObjectName in data and no subject")
-    elif not _SECRET_NAME.match(secret):
+    elif not _SECRET_NAME.fullmatch(secret):
         problems.append("ObjectName is not a Key Vault secret name")
     version = fields.get("version") or _version_from_id(fields.get("id")) or ""
     if not version:
         problems.append("no Version in data and none in Id")
-    elif not _VERSION.match(version):
+    elif not _VERSION.fullmatch(version):
         problems.append("Version is not a Key Vault version id")
     not_before = _timestamp(fields, "nbf", problems)
     expires_on = _timestamp(fields, "exp", problems)
