@@ -45,3 +45,11 @@ def rotation(req: func.HttpRequest) -> func.HttpResponse:
 def sweeper(timer: func.TimerRequest) -> None:
     """Resume stalled rotations, retire what is due, and rotate what events missed."""
     sweep.run_sweep(timer, get_services)
+
+
+@app.function_name(name="credential_health")
+@app.timer_trigger(arg_name="timer", schedule="%ROTATOR_HEALTH_SCHEDULE%", run_on_startup=False,
+                   use_monitor=True)
+def credential_health(timer: func.TimerRequest) -> None:
+    """Prove each opted-in secret's current credential still logs in; count the drift."""
+    sweep.run_health_check(timer, get_services)

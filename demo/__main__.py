@@ -69,7 +69,7 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
         "ROTATOR_KEYVAULT_AUTH": "static-token",
         "ROTATOR_KEYVAULT_STATIC_TOKEN": "demo-token",
         "ROTATOR_KEYVAULT_CA_BUNDLE": str(twin.ca_path),
-        "ROTATOR_VALIDITY_DAYS": "30",
+        "ROTATOR_VALIDITY_DAYS": "45",
         "ROTATOR_RETRY_INITIAL_SECONDS": "0.2",
         "ROTATOR_JOURNAL": f"sqlite:{(WORK_DIR / 'journal.db').resolve()}",
         # The operator's target: where credentials may go, and which secrets and logins may
@@ -88,7 +88,7 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
         json.dumps({"username": ROLE, "password": first_password}),
         content_type="application/json",
         expires_on=datetime.now(UTC) + timedelta(days=20),
-        tags={"rotator-target": TARGET_ID, "rotator-validity-days": "30",
+        tags={"rotator-target": TARGET_ID, "rotator-validity-days": "45",
               "owner": "platform-team"},
     )
     old_version = original.properties.version

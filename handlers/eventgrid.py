@@ -105,6 +105,7 @@ def _decide(parsed: KeyVaultEvent, services: ServicesProvider) -> None:
         fields.update(rotation_id=outcome.record.rotation_id,
                       old_version=outcome.record.from_version,
                       new_version=outcome.record.new_version)
-    level = logging.WARNING if outcome.decision in ("refused", "not-rotatable") else logging.INFO
+    warn = ("refused", "not-rotatable", "needs-repair", "cleanup-pending", "superseded")
+    level = logging.WARNING if outcome.decision in warn else logging.INFO
     logger.log(level, "event handled", extra=fields)
 

@@ -21,6 +21,7 @@ from handlers.observability import configure_logging, configure_tracing
 from rotation.catalogue import build_target
 from rotation.engine import RotationEngine, StepObserver, TargetFactory
 from rotation.errors import ConfigurationError
+from rotation.health import CredentialHealth
 from rotation.ids import VaultName
 from rotation.journal import Journal, open_journal
 from rotation.keyvault import KeyVaultSecrets, build_secret_client
@@ -37,6 +38,7 @@ class Services:
     journal: Journal
     rotation: RotationService
     sweeper: Sweeper
+    health: CredentialHealth
 
 
 ServicesProvider = Callable[[], Services]
@@ -92,7 +94,10 @@ def build_services(settings: Settings, *, observer: StepObserver | None = None,
     rotation = RotationService(settings=settings, vaults=vault_secrets, journal=journal,
                                engine=engine, clock=clock, worker_id=worker_id())
     sweeper = Sweeper(settings=settings, service=rotation, clock=clock)
-    return Services(settings=settings, journal=journal, rotation=rotation, sweeper=sweeper)
+    health = CredentialHealth(settings=settings, vaults=vault_secrets, journal=journal,
+                              targets=targets)
+    return Services(settings=settings, journal=journal, rotation=rotation, sweeper=sweeper,
+                    health=health)
 
 
 def set_step_observer(observer: StepObserver | None) -> None:

@@ -1,4 +1,5 @@
-"""Timer in: the sweeper, on the schedule in the ``ROTATOR_SWEEP_SCHEDULE`` app setting.
+"""Timers in: the sweeper (``ROTATOR_SWEEP_SCHEDULE``) and the credential health check
+(``ROTATOR_HEALTH_SCHEDULE``), each on the schedule in its app setting.
 
 Failures on single secrets are logged by the sweeper and do not fail the run; a configuration
 error does, so it shows as a failed invocation.
@@ -24,3 +25,12 @@ def run_sweep(timer: func.TimerRequest, services: ServicesProvider) -> None:
         if timer.past_due:
             logger.info("sweep is running late", extra={"past_due": True})
         services().sweeper.sweep()
+
+
+def run_health_check(timer: func.TimerRequest, services: ServicesProvider) -> None:
+    """Prove, read-only, that every opted-in secret's current credential still logs in."""
+    configure_logging()
+    with structlog.contextvars.bound_contextvars(trigger="health"):
+        if timer.past_due:
+            logger.info("health check is running late", extra={"past_due": True})
+        services().health.check()

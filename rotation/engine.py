@@ -9,19 +9,23 @@
                                                                   its grace)    closed)
 
 **The invariant.** At every instant either the secret's current Key Vault version
-authenticates against the target, or the journal names the pending version that does. The
-new credential is written to Key Vault (``prepare``) before the target is touched, so it is
-never known only to a process that can die. Each step is journaled when it completes
-(a conditional write that also renews the worker's lease), and each step is safe to repeat:
-a worker that resumes a dead worker's rotation re-runs at most the step that was under way,
-with the same pending credential.
+authenticates against the target, or the journal names the pending version that does, and a
+rotation whose end state is not verified stays open. The new credential is written to Key
+Vault (``prepare``) before the target is touched, so it is never known only to a process that
+can die. Each step is journaled when it completes (a conditional write that also renews the
+worker's lease), and each step is safe to repeat: a worker that resumes a dead worker's
+rotation re-runs at most the step that was under way, with the same pending credential.
 
-**Failures.** A transient error ends this attempt: the lease is released with a back-off
-(``next_attempt_at``) and the error propagates, so Event Grid redelivers or the sweeper
-resumes. After ``max_attempts`` attempts, or at once on a permanent error, the rotation is
-*compensated* — if the current Key Vault version no longer logs in, the old password is put
-back using the pending one — and closed as failed, with its reason. If even that fails, the
-record keeps naming the pending credential, which still works.
+**Time.** Every client call is bounded (Key Vault and target timeouts, checked against the
+lease when settings are read); before each step the lease is renewed if what is left of it
+could not cover the step, and retries inside a step stop before the lease would run out.
+
+**Failures.** Before promote, a transient error ends this attempt: the lease is released with
+a back-off and the error propagates, so Event Grid redelivers or the sweeper resumes. After
+``max_attempts`` attempts, or at once on a permanent error, :class:`~rotation.recovery.Recovery`
+settles the rotation from what Key Vault and the target say now (roll forward, superseded,
+rolled back and verified, or ``needs-repair``). After promote the rotation has taken effect:
+any failure leaves it ``cleanup-pending`` for the sweeper, never ``failed``.
 
 A :class:`StepObserver` sees every step boundary; telemetry is one, and the fault-injection
 tests are another (they raise, or kill the process, at a chosen boundary).
@@ -42,13 +46,13 @@ from rotation import telemetry
 from rotation.binding import (
     JSON_CONTENT_TYPE,
     TAG_ROTATION_ID,
-    SecretBinding,
     encode_credential,
     read_binding,
     read_credential,
     tags_for_new_version,
 )
 from rotation.catalogue import BoundSecret
+from rotation.context import RotationContext
 from rotation.errors import (
     AccessDenied,
     ConcurrentRotation,
@@ -69,17 +73,17 @@ from rotation.pending import (
     read_pending,
     store_pending,
 )
-from rotation.retry import call_with_retry
+from rotation.recovery import Recovery
+from rotation.retry import call_with_retry, deadline
 from rotation.secret_value import Credential
-from rotation.settings import Settings
+from rotation.settings import LEASE_PER_TIMEOUT, Settings
 from rotation.targets.base import Target, TargetContext
-from rotation.targets.definition import SecretRef, TargetDefinition
+from rotation.targets.definition import SecretRef
 
 logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 TargetFactory = Callable[[TargetContext], Target]
 Changes = dict[str, object]  # what a step's effect asks the journal to record
-MAX_ATTEMPT_BACKOFF = timedelta(hours=1)
 
 
 class StepObserver(Protocol):
@@ -112,20 +116,6 @@ class _Progress:
     record: RotationRecord
 
 
-@dataclass
-class _Context:
-    """What the steps share within one attempt; rebuilt from Key Vault on every attempt."""
-
-    kv: KeyVaultSecrets
-    binding: SecretBinding
-    definition: TargetDefinition
-    previous: Credential
-    admin: Credential | None
-    target: Target
-    new_tags: dict[str, str]
-    pending: Credential | None = None
-
-
 class RotationEngine:
     """Runs claimed rotations; the journal decides who may advance them."""
 
@@ -140,6 +130,8 @@ class RotationEngine:
         self._targets = targets
         self._clock = clock
         self._observer = observer or NoObserver()
+        self._recovery = Recovery(journal=journal, vaults=vaults, context=self._context,
+                                  clock=clock, protocol=settings.protocol)
 
     @property
     def lease(self) -> timedelta:
@@ -157,6 +149,11 @@ class RotationEngine:
             progress = _Progress(self._remember_trace(record, span))
             record = progress.record
             try:
+                if record.status == "needs-repair":
+                    # The first clause of lastError is the original cause; what settle adds
+                    # after it is rewritten each time, so it never piles up.
+                    cause = (record.last_error or "").split("; ", 1)[0] or "repair"
+                    return self._recovery.settle(record, cause)
                 context = self._context(record)
                 return self._steps(progress, context)
             except ConcurrentRotation:
@@ -165,8 +162,8 @@ class RotationEngine:
                 exc.rotation_id = record.rotation_id
                 return self._after_transient(progress.record, exc)
             except PermanentError as exc:
-                self._give_up(progress.record, exc)
-                raise
+                exc.rotation_id = record.rotation_id
+                return self._after_permanent(progress.record, exc)
             except RotatorError:
                 raise
             except Exception as exc:
@@ -189,9 +186,9 @@ class RotationEngine:
 
     # -- the steps ---------------------------------------------------------------------
 
-    def _steps(self, progress: _Progress, ctx: _Context) -> RotationRecord:
+    def _steps(self, progress: _Progress, ctx: RotationContext) -> RotationRecord:
         """Run every step not yet journaled, in order; each returns its journal changes."""
-        effects: tuple[tuple[Step, Callable[[RotationRecord, _Context], Changes]], ...] = (
+        effects: tuple[tuple[Step, Callable[[RotationRecord, RotationContext], Changes]], ...] = (
             ("prepared", self._prepare),
             ("applied", self._apply),
             ("verified", self._verify),
@@ -206,6 +203,7 @@ class RotationEngine:
                 continue
             if step == "retired" and record.retire_after and self._clock() < record.retire_after:
                 return self._await_retirement(progress)
+            record = self._renew_lease_for_a_step(progress)
             with self._step(step, record):
                 changes = effect(record, ctx)
                 self._observer.after_effect(step, record)
@@ -215,7 +213,15 @@ class RotationEngine:
                                                 "new_version": record.new_version})
         return record
 
-    def _prepare(self, record: RotationRecord, ctx: _Context) -> Changes:
+    def _renew_lease_for_a_step(self, progress: _Progress) -> RotationRecord:
+        """Start a step only with enough lease left to finish it; renew the lease if not."""
+        record = progress.record
+        worst_case = timedelta(seconds=LEASE_PER_TIMEOUT * self._settings.call_timeout_seconds)
+        if record.lease_until is None or record.lease_until - self._clock() < worst_case:
+            progress.record = self._journal.advance(record, now=self._clock(), ttl=self.lease)
+        return progress.record
+
+    def _prepare(self, record: RotationRecord, ctx: RotationContext) -> Changes:
         """Store the new credential in Key Vault before anything else changes."""
         latest = ctx.kv.latest(record.secret)
         if latest.version != record.from_version:
@@ -237,7 +243,7 @@ class RotationEngine:
                 "previous_username": ctx.previous.username, "ownership": ownership,
                 "target_id": ctx.definition.target_id}
 
-    def _prove_ownership(self, ctx: _Context) -> str:
+    def _prove_ownership(self, ctx: RotationContext) -> str:
         """The secret's current credential must log in before anything changes the login.
 
         Otherwise anyone who can write a secret could have an admin login reset someone
@@ -259,17 +265,17 @@ class RotationEngine:
             "prove. Store the working password as a new version, or have the operator allow "
             "password recovery on the target")
 
-    def _apply(self, record: RotationRecord, ctx: _Context) -> Changes:
+    def _apply(self, record: RotationRecord, ctx: RotationContext) -> Changes:
         pending = self._pending(record, ctx)
         self._retrying(lambda: ctx.target.apply(ctx.previous, pending), "apply")
         return {}
 
-    def _verify(self, record: RotationRecord, ctx: _Context) -> Changes:
+    def _verify(self, record: RotationRecord, ctx: RotationContext) -> Changes:
         pending = self._pending(record, ctx)
         self._retrying(lambda: ctx.target.verify(pending), "verify")
         return {}
 
-    def _promote(self, record: RotationRecord, ctx: _Context) -> Changes:
+    def _promote(self, record: RotationRecord, ctx: RotationContext) -> Changes:
         """Write the new current version, unless an earlier attempt already did."""
         latest = ctx.kv.latest(record.secret)
         if latest.tags.get(TAG_ROTATION_ID) == record.rotation_id:
@@ -277,13 +283,14 @@ class RotationEngine:
         elif latest.version != record.from_version:
             raise SecretNotRotatable(
                 f"secret moved to version {latest.version} (written outside this rotation) "
-                "before promote; the pending credential is kept"
+                "before promote"
             )
         else:
             promoted = ctx.kv.set_version(
                 record.secret, encode_credential(self._pending(record, ctx)),
                 content_type=JSON_CONTENT_TYPE, tags=ctx.new_tags,
                 expires_on=self._clock() + timedelta(days=ctx.binding.validity_days),
+                marker=TAG_ROTATION_ID,  # a retry adopts the version a lost response hid
             )
         retire_after = None
         if ctx.target.retires_previous:
@@ -291,36 +298,55 @@ class RotationEngine:
         return {"new_version": promoted.version, "new_expiry": promoted.expires_on,
                 "retire_after": retire_after}
 
-    def _propagate(self, record: RotationRecord, ctx: _Context) -> Changes:
+    def _propagate(self, record: RotationRecord, ctx: RotationContext) -> Changes:
         """The seam for Kubernetes propagation (ESO re-sync, Reloader): nothing yet."""
         return {}
 
-    def _retire(self, record: RotationRecord, ctx: _Context) -> Changes:
+    def _retire(self, record: RotationRecord, ctx: RotationContext) -> Changes:
+        """End the previous credential, unless a newer version someone wrote uses it."""
         if ctx.target.retires_previous:
             current = self._pending(record, ctx)
-            if ctx.previous.username != current.username:
+            if ctx.previous.username != current.username and not self._in_use(record, ctx):
                 self._retrying(lambda: ctx.target.retire(ctx.previous, current), "retire")
-        return {"status": "running"}
+        return {"status": "running" if record.status == "awaiting-retirement" else record.status}
 
-    def _finish(self, record: RotationRecord, ctx: _Context) -> Changes:
+    def _in_use(self, record: RotationRecord, ctx: RotationContext) -> bool:
+        """True when Key Vault's current version is not this rotation's and holds the
+        previous login: retiring it would break a version someone else wrote."""
+        latest = ctx.kv.latest(record.secret)
+        if latest.tags.get(TAG_ROTATION_ID) == record.rotation_id:
+            return False
+        holder = read_credential(latest.value, latest.content_type, None)
+        if holder.username == ctx.previous.username:
+            logger.warning("previous login kept: a newer version written outside this rotation "
+                           "uses it", extra={"outcome": "retire-skipped",
+                                             "current_version": latest.version})
+            return True
+        return False
+
+    def _finish(self, record: RotationRecord, ctx: RotationContext) -> Changes:
         clear_pending(ctx.kv, record.secret, record.pending_version or "")
         return {}
 
-    def _pending(self, record: RotationRecord, ctx: _Context) -> Credential:
+    def _pending(self, record: RotationRecord, ctx: RotationContext) -> Credential:
         """The pending credential, read back from Key Vault once per attempt when needed."""
         if ctx.pending is None:
             ctx.pending = read_pending(ctx.kv, record.secret, record.pending_version or "")
         return ctx.pending
 
-    # -- journal and failure handling ----------------------------------------------------
+    # -- the context of an attempt ---------------------------------------------------------
 
-    def _context(self, record: RotationRecord) -> _Context:
+    def _context(self, record: RotationRecord) -> RotationContext:
         kv = self._vaults(record.vault)
         catalogue = self._settings.targets
         with telemetry.step("read"):
             rotated = kv.version(record.secret, record.from_version)
             binding = read_binding(rotated.tags, default_validity_days=self._settings.validity_days,
                                    default_grace_hours=self._protocol.grace_hours)
+            too_short = self._settings.validity_problem(binding.validity_days,
+                                                        "tag rotator-validity-days")
+            if too_short:
+                raise SecretNotRotatable(too_short)
             # Tags of a version can be edited, so the operator's allowlists are checked again
             # on every attempt, not only when the rotation was opened.
             bound: BoundSecret = catalogue.bind(record.vault, record.secret, binding,
@@ -336,8 +362,9 @@ class RotationEngine:
         for login in (bound.credential.username, target.next_username(bound.credential)):
             catalogue.check_login(bound.target, login, vault=record.vault, secret=record.secret,
                                   admin=admin)
-        return _Context(kv=kv, binding=binding, definition=bound.target,
-                        previous=bound.credential, admin=admin, target=target, new_tags=new_tags)
+        return RotationContext(kv=kv, binding=binding, definition=bound.target,
+                               previous=bound.credential, admin=admin, target=target,
+                               new_tags=new_tags)
 
     def _admin(self, ref: SecretRef | None) -> Credential | None:
         """The admin login the operator's target names, from its pinned vault."""
@@ -349,10 +376,15 @@ class RotationEngine:
             raise SecretNotRotatable(f"the target's admin secret {ref} does not exist") from exc
         return read_credential(stored.value, stored.content_type, None)
 
+    # -- journal and failure handling ----------------------------------------------------
+
     @contextmanager
     def _step(self, step: Step, record: RotationRecord) -> Iterator[None]:
+        """A step's span and log line; its retries end before the worker's lease does."""
         self._observer.before(step, record)
-        with telemetry.step(_STEP_NAMES[step]):
+        left = (record.lease_until - self._clock()).total_seconds() if record.lease_until else 0.0
+        with telemetry.step(_STEP_NAMES[step]), deadline(
+                left, per_call_seconds=self._settings.call_timeout_seconds):
             yield
 
     def _advance(self, progress: _Progress, step: Step, **changes: object) -> RotationRecord:
@@ -381,93 +413,35 @@ class RotationEngine:
 
     def _after_transient(self, current: RotationRecord, exc: TransientError,
                          cause: BaseException | None = None) -> RotationRecord:
+        """Back off and let Event Grid or the sweeper come back; settle once attempts run out.
+
+        After promote the rotation has taken effect: it is parked as cleanup-pending and
+        this worker reports success, since redelivering the event could not help.
+        """
+        if current.done("promoted"):
+            return self._recovery.cleanup_later(current, _describe(exc))
         if current.attempts >= self._protocol.max_attempts:
-            self._give_up(current, exc)
-            raise PermanentError(
-                f"gave up after {current.attempts} attempts; last error: {exc}"
-            ) from exc
-        backoff = timedelta(seconds=self._protocol.attempt_backoff_seconds
-                            * 2 ** max(0, current.attempts - 1))
+            settled = self._recovery.settle(
+                current, f"gave up after {current.attempts} attempts (last error: {_describe(exc)})")
+            if settled.status == "failed":
+                raise PermanentError(f"gave up after {current.attempts} attempts; "
+                                     f"last error: {exc}") from exc
+            return settled
         self._journal.release(current, now=self._clock(),
-                              next_attempt_at=self._clock() + min(backoff, MAX_ATTEMPT_BACKOFF),
+                              next_attempt_at=self._recovery.backoff(current),
                               last_error=_describe(exc))
         if cause is not None:
             raise exc from cause
         raise exc
 
-    def _give_up(self, current: RotationRecord, exc: RotatorError) -> None:
-        """Compensate if the current version no longer works, then close as failed.
-
-        The error itself is logged once, by the edge that handles it; this line says what
-        the rotation did about it.
-        """
-        if current.finished:
-            return
-        compensation = "nothing had changed yet"
-        if not current.done("prepared"):
-            self._clear_unjournaled_pending(current)
-        elif not current.done("promoted"):
-            compensation = self._compensate(current)
-        elif current.done("promoted"):
-            compensation = "the new current version works"
-        self._journal.close(current, now=self._clock(), status="failed",
-                            last_error=f"{_describe(exc)}; {compensation}")
-        exc.rotation_id = current.rotation_id
-        logger.error("rotation closed as failed",
-                     extra={"outcome": "failed", "error": type(exc).__name__,
-                            "compensation": compensation})
-
-    def _clear_unjournaled_pending(self, record: RotationRecord) -> None:
-        """A pending version stored just before the failure, never journaled: disable it."""
-        try:
-            kv = self._vaults(record.vault)
-            found = find_pending(kv, record.secret, record.rotation_id)
-            if found is not None:
-                clear_pending(kv, record.secret, found[0])
-        except Exception as exc:
-            logger.warning("could not disable an unjournaled pending version",
-                           extra={"error": type(exc).__name__, "detail": _detail(exc)})
-
-    def _compensate(self, record: RotationRecord) -> str:
-        """Bring the target back to the current Key Vault version's credential if it drifted.
-
-        Any exception in here (a library's, a bug) still lets the rotation close as failed:
-        it is logged, and the pending version is disabled unless the target may hold it.
-        """
-        ctx: _Context | None = None
-        try:
-            ctx = self._context(record)
-            pending = read_pending(ctx.kv, record.secret, record.pending_version or "")
-            if ctx.target.accepts(ctx.previous):
-                clear_pending(ctx.kv, record.secret, record.pending_version or "")
-                return "the current Key Vault version still works"
-            ctx.target.apply(pending, ctx.previous)
-            ctx.target.verify(ctx.previous)
-            clear_pending(ctx.kv, record.secret, record.pending_version or "")
-            return "the previous password was restored; the current Key Vault version works"
-        except Exception as exc:
-            logger.error("compensation failed", extra={"error": type(exc).__name__,
-                                                       "detail": _detail(exc)})
-            return self._after_failed_compensation(record, ctx, exc)
-
-    def _after_failed_compensation(self, record: RotationRecord, ctx: _Context | None,
-                                   exc: Exception) -> str:
-        """Disable the pending version when the target provably never took it; else keep it."""
-        pending_ref = f"version {record.pending_version} of {record.pending_secret}"
-        try:
-            if ctx is not None:
-                pending = read_pending(ctx.kv, record.secret, record.pending_version or "")
-                if not ctx.target.accepts(pending):
-                    clear_pending(ctx.kv, record.secret, record.pending_version or "")
-                    return (f"compensation failed ({type(exc).__name__}); the target does not "
-                            f"accept the pending credential, so {pending_ref} was disabled")
-                return (f"could not restore the previous password ({type(exc).__name__}); the "
-                        f"target accepts the pending credential, {pending_ref}")
-        except Exception as check:
-            logger.warning("could not check the pending credential",
-                           extra={"error": type(check).__name__, "detail": _detail(check)})
-        return (f"could not restore the previous password ({type(exc).__name__}) nor tell "
-                f"whether the target holds the pending credential; {pending_ref} is kept")
+    def _after_permanent(self, current: RotationRecord, exc: PermanentError) -> RotationRecord:
+        """Settle by the world; the error propagates only when the rotation closed failed."""
+        if current.done("promoted"):
+            return self._recovery.cleanup_later(current, _describe(exc))
+        settled = self._recovery.settle(current, _describe(exc))
+        if settled.status == "failed":
+            raise exc
+        return settled
 
     def _retrying(self, action: Callable[[], None], what: str) -> None:
         call_with_retry(action, policy=self._settings.retry, what=what)
@@ -480,11 +454,7 @@ _STEP_NAMES: dict[Step, str] = {
 
 
 def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {_detail(exc)}"
-
-
-def _detail(exc: BaseException) -> str:
-    """An error's message for the journal and logs. Our own errors never hold values; a
-    library's error might quote its input, so only its type is kept."""
-    return str(exc) if isinstance(exc, RotatorError) else type(exc).__name__
-
+    """An error for the journal and logs. Our own errors never hold values; a library's
+    error might quote its input, so only its type is kept."""
+    detail = str(exc) if isinstance(exc, RotatorError) else type(exc).__name__
+    return f"{type(exc).__name__}: {detail}"

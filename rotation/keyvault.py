@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from azure.core.credentials import AccessToken, TokenCredential
@@ -69,6 +69,24 @@ class SecretSummary:
     content_type: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class VersionSummary:
+    """One version of a secret as listed: its properties, never its value."""
+
+    version: VersionId
+    tags: Mapping[str, str]
+    enabled: bool
+    created_on: datetime | None
+
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def _created(item: Any) -> datetime:
+    """Sort key: a version's creation time (unknown ones first)."""
+    return getattr(item, "created_on", None) or _EPOCH
+
+
 class KeyVaultSecrets:
     """One vault's secrets, with retries and error translation built in."""
 
@@ -97,16 +115,52 @@ class KeyVaultSecrets:
         content_type: str,
         tags: Mapping[str, str],
         expires_on: datetime,
+        marker: str | None = None,
     ) -> SecretVersion:
-        """Create a new version carrying exactly these tags, content type and expiry."""
-        secret = self._call(
-            lambda: self._client.set_secret(
+        """Create a new version carrying exactly these tags, content type and expiry.
+
+        ``marker`` names a tag whose value in ``tags`` identifies this write (a rotation id).
+        A failed try may still have been applied (the response was lost), so every retry
+        first looks for an enabled version carrying that tag value and adopts it, rather than
+        writing a second version.
+        """
+        tries = 0
+
+        def write() -> KeyVaultSecret:
+            nonlocal tries
+            tries += 1
+            if tries > 1 and marker is not None:
+                earlier = self._find_tagged(name, marker, tags[marker])
+                if earlier is not None:
+                    return earlier
+            return self._client.set_secret(
                 name, value.reveal(), content_type=content_type, tags=dict(tags),
                 expires_on=expires_on, enabled=True,
-            ),
-            f"writing a new version of {name!r}",
-        )
+            )
+
+        secret = self._call(write, f"writing a new version of {name!r}")
         return self._convert(secret, value=value)
+
+    def versions(self, name: str) -> list[VersionSummary]:
+        """Every version of ``name`` as listed (properties only, never values), oldest first."""
+
+        def collect() -> list[VersionSummary]:
+            listed = [VersionSummary(version=VersionId((props.version or "").lower()),
+                                     tags=dict(props.tags or {}), enabled=bool(props.enabled),
+                                     created_on=props.created_on)
+                      for props in self._client.list_properties_of_secret_versions(name)]
+            return sorted(listed, key=_created)
+
+        return self._call(collect, f"listing the versions of {name!r}")
+
+    def _find_tagged(self, name: str, tag: str, value: str) -> KeyVaultSecret | None:
+        """The newest enabled version of ``name`` tagged ``tag=value``, if any (one try)."""
+        matching = [props for props in self._client.list_properties_of_secret_versions(name)
+                    if props.enabled and (props.tags or {}).get(tag) == value]
+        if not matching:
+            return None
+        newest = max(matching, key=_created)
+        return self._client.get_secret(name, newest.version)
 
     def disable_version(self, name: str, version: str) -> None:
         """Disable one version: Key Vault then refuses to hand out its value (403)."""
@@ -228,7 +282,12 @@ def build_secret_client(vault: VaultConfig, settings: Settings) -> SecretClient:
         from azure.identity import DefaultAzureCredential
 
         credential = DefaultAzureCredential()
-    options: dict[str, Any] = {"retry_total": 0}
+    # Every call is bounded well below the rotation lease (settings check the ratio): azure-
+    # core's default read timeout (300 s) equals the default lease, so a slow answer could
+    # otherwise outlive the worker's claim on the rotation.
+    options: dict[str, Any] = {"retry_total": 0,
+                               "connection_timeout": settings.keyvault_timeout_seconds,
+                               "read_timeout": settings.keyvault_timeout_seconds}
     if settings.keyvault_ca_bundle:
         options["connection_verify"] = settings.keyvault_ca_bundle
     return SecretClient(

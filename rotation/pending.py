@@ -44,6 +44,12 @@ def pending_name(secret: str) -> str:
     return f"rotator-pending-{digest}"
 
 
+def is_pending_companion(name: str) -> bool:
+    """True for a companion secret's name, readable or hashed."""
+    lowered = name.lower()
+    return lowered.endswith(PENDING_SUFFIX) or lowered.startswith("rotator-pending-")
+
+
 def store_pending(
     kv: KeyVaultSecrets, secret: SecretName, credential: Credential, *,
     rotation_id: RotationId, expires_on: datetime,
@@ -55,6 +61,7 @@ def store_pending(
         content_type=JSON_CONTENT_TYPE,
         tags={TAG_PENDING_FOR: secret, TAG_ROTATION_ID: rotation_id, TAG_WRITTEN_BY: WRITTEN_BY},
         expires_on=expires_on,
+        marker=TAG_ROTATION_ID,  # a retried write adopts the version a lost response hid
     )
     return written.version
 

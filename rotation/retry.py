@@ -5,12 +5,18 @@ the number of attempts a rotation makes is exactly ``RetrySettings.attempts``. A
 ``Retry-After`` hint is honoured, capped at ``max_seconds`` (past that, Event Grid's own
 redelivery or the next sweep is the better retry). Authentication, validation and
 configuration errors are :class:`~rotation.errors.PermanentError` and are never retried.
+
+Retries also stop at a *deadline* when one is set (:func:`deadline`): the rotation engine sets
+it to the end of the worker's lease, so no retry starts that could outlive the lease.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 from tenacity import (
@@ -20,12 +26,40 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from rotation.errors import TransientError
 from rotation.settings import RetrySettings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+#: (monotonic deadline, the longest one call may take), or None for no deadline.
+_DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("retry_deadline", default=None)
+
+
+@contextmanager
+def deadline(seconds_from_now: float, *, per_call_seconds: float) -> Iterator[None]:
+    """Within the block, no retry starts unless its wait and one more call of at most
+    ``per_call_seconds`` end before ``seconds_from_now`` has passed."""
+    token = _DEADLINE.set((time.monotonic() + seconds_from_now, per_call_seconds))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+class _PastDeadline(stop_base):
+    """tenacity stop condition: the next try, after its longest wait, would end too late."""
+
+    def __init__(self, longest_wait: float) -> None:
+        self._longest_wait = longest_wait
+
+    def __call__(self, state: RetryCallState) -> bool:
+        bound = _DEADLINE.get()
+        if bound is None:
+            return False
+        at, per_call = bound
+        return time.monotonic() + self._longest_wait + per_call > at
 
 
 class _BackoffOrRetryAfter:
@@ -62,7 +96,7 @@ def call_with_retry(action: Callable[[], T], *, policy: RetrySettings, what: str
 
     retrying = Retrying(
         retry=retry_if_exception_type(TransientError),
-        stop=stop_after_attempt(policy.attempts),
+        stop=stop_after_attempt(policy.attempts) | _PastDeadline(policy.max_seconds),
         wait=_BackoffOrRetryAfter(policy),
         before_sleep=log_retry,
         reraise=True,

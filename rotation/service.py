@@ -44,7 +44,8 @@ from rotation.settings import Settings
 logger = logging.getLogger(__name__)
 
 Decision = Literal["rotated", "resumed", "ignored", "refused", "not-rotatable",
-                   "awaiting-retirement"]
+                   "awaiting-retirement", "cleanup-pending", "needs-repair", "superseded"]
+_PARKED: frozenset[str] = frozenset({"awaiting-retirement", "cleanup-pending", "needs-repair"})
 Clock = Callable[[], datetime]
 VaultDirectory = Callable[[VaultName], KeyVaultSecrets]
 
@@ -158,9 +159,9 @@ class RotationService:
             ) from exc
         except NotYetDue as exc:
             due = exc.record.next_attempt_at
-            if exc.record.status == "awaiting-retirement":
-                return EventOutcome("ignored", "the rotation is waiting to retire the previous "
-                                               "credential; the sweeper finishes it", exc.record)
+            if exc.record.status in _PARKED:
+                return EventOutcome("ignored", f"the rotation is {exc.record.status}; the "
+                                               "sweeper carries it on", exc.record)
             wait = (due - self._clock()).total_seconds() if due else None
             raise TransientError(f"rotation {existing.rotation_id} waits until its next attempt",
                                  retry_after=wait) from exc
@@ -207,6 +208,10 @@ class RotationService:
             raise SecretNotRotatable("the current version is disabled")
         binding = read_binding(current.tags, default_validity_days=self._settings.validity_days,
                                default_grace_hours=self._settings.protocol.grace_hours)
+        too_short = self._settings.validity_problem(binding.validity_days,
+                                                    "tag rotator-validity-days")
+        if too_short:
+            raise SecretNotRotatable(too_short)
         return self._settings.targets.bind(current.vault, current.name, binding,
                                            value=current.value, content_type=current.content_type)
 
@@ -231,7 +236,7 @@ class RotationService:
 
 
 def _decision(record: RotationRecord, *, resumed: bool = False) -> Decision:
-    if record.status == "awaiting-retirement":
-        return "awaiting-retirement"
+    if record.status in ("awaiting-retirement", "cleanup-pending", "needs-repair", "superseded"):
+        return record.status
     return "resumed" if resumed else "rotated"
 

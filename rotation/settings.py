@@ -28,6 +28,7 @@ RETRY_ATTEMPTS = "ROTATOR_RETRY_ATTEMPTS"
 RETRY_INITIAL_SECONDS = "ROTATOR_RETRY_INITIAL_SECONDS"
 RETRY_MAX_SECONDS = "ROTATOR_RETRY_MAX_SECONDS"
 CONNECT_TIMEOUT_SECONDS = "ROTATOR_CONNECT_TIMEOUT_SECONDS"
+KEYVAULT_TIMEOUT_SECONDS = "ROTATOR_KEYVAULT_TIMEOUT_SECONDS"
 LOG_LEVEL = "ROTATOR_LOG_LEVEL"
 JOURNAL = "ROTATOR_JOURNAL"
 JOURNAL_TABLE = "ROTATOR_JOURNAL_TABLE"
@@ -42,6 +43,14 @@ TARGETS = "ROTATOR_TARGETS"
 TARGETS_FILE = "ROTATOR_TARGETS_FILE"
 TRUST_APP_SERVICE_AUTH = "ROTATOR_TRUST_APP_SERVICE_AUTH"
 
+#: Key Vault raises SecretNearExpiry this many days before a version expires (fixed).
+NEAR_EXPIRY_LEAD_DAYS = 30.0
+#: A new version must outlive the near-expiry lead and the sweep window by at least this,
+#: or the rotation that wrote it would be due again at once.
+VALIDITY_MARGIN_DAYS = 1.0
+#: A step's calls, end to end, must fit this many times the longest client timeout into the
+#: lease (a step makes up to three target connections, or a Key Vault call and two).
+LEASE_PER_TIMEOUT = 3
 _VAULT_NAME = re.compile(r"^[0-9A-Za-z](?:[0-9A-Za-z]|-(?=[0-9A-Za-z])){2,23}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 KeyVaultAuth = Literal["default", "static-token"]
@@ -93,6 +102,7 @@ class Settings:
     keyvault_ca_bundle: str | None = None
     retry: RetrySettings = RetrySettings()
     connect_timeout_seconds: float = 10.0
+    keyvault_timeout_seconds: float = 20.0
     log_level: str = "INFO"
     appinsights_connection_string: str | None = field(default=None, repr=False)
     protocol: ProtocolSettings = ProtocolSettings()
@@ -101,6 +111,25 @@ class Settings:
     #: headers. Only true where that authentication is on: it strips forged copies; without
     #: it anyone holding the function key could write any name into the audit trail.
     trust_app_service_auth: bool = False
+
+    @property
+    def call_timeout_seconds(self) -> float:
+        """The longest any one client call may take (Key Vault, or a target connection)."""
+        return max(self.keyvault_timeout_seconds, self.connect_timeout_seconds)
+
+    @property
+    def min_validity_days(self) -> float:
+        """New versions must live longer than this, or they would be rotated again at once."""
+        return max(NEAR_EXPIRY_LEAD_DAYS, self.protocol.sweep_window_days) + VALIDITY_MARGIN_DAYS
+
+    def validity_problem(self, days: float, source: str) -> str | None:
+        """Why a lifetime of ``days`` (from ``source``) cannot work, or None when it can."""
+        if days >= self.min_validity_days:
+            return None
+        return (f"{source}={days:g} days is too short: a new version must live at least "
+                f"{self.min_validity_days:g} days (Key Vault's {NEAR_EXPIRY_LEAD_DAYS:g}-day "
+                f"near-expiry lead or {SWEEP_WINDOW_DAYS}={self.protocol.sweep_window_days:g}, "
+                f"plus {VALIDITY_MARGIN_DAYS:g}), or every event and sweep would rotate it again")
 
     def vault(self, name: str) -> VaultConfig | None:
         """The configured vault of that name (Key Vault names are case-insensitive)."""
@@ -146,6 +175,8 @@ class Settings:
             ),
             connect_timeout_seconds=_number(env, CONNECT_TIMEOUT_SECONDS, 10.0, float, 1.0, 120.0,
                                             problems),
+            keyvault_timeout_seconds=_number(env, KEYVAULT_TIMEOUT_SECONDS, 20.0, float, 1.0,
+                                             120.0, problems),
             log_level=log_level,
             appinsights_connection_string=env.get(APPINSIGHTS) or None,
             protocol=ProtocolSettings(
@@ -161,9 +192,27 @@ class Settings:
             targets=_targets(env, tuple(v.name for v in vaults), problems),
             trust_app_service_auth=trust_auth == "true",
         )
+        problems.extend(_protocol_problems(settings))
         if problems:
             raise ConfigurationError(problems)
         return settings
+
+
+def _protocol_problems(settings: Settings) -> list[str]:
+    """Combinations the protocol cannot honour, with the numbers (docs/protocol.md)."""
+    problems: list[str] = []
+    validity = settings.validity_problem(settings.validity_days, VALIDITY_DAYS)
+    if validity:
+        problems.append(validity)
+    needed = LEASE_PER_TIMEOUT * settings.call_timeout_seconds
+    if settings.protocol.lease_seconds < needed:
+        problems.append(
+            f"{LEASE_SECONDS}={settings.protocol.lease_seconds:g} is too short: it must be at least "
+            f"{LEASE_PER_TIMEOUT} x the longest client timeout ({KEYVAULT_TIMEOUT_SECONDS}="
+            f"{settings.keyvault_timeout_seconds:g}, {CONNECT_TIMEOUT_SECONDS}="
+            f"{settings.connect_timeout_seconds:g}) = {needed:g} seconds, so that no step can "
+            "outlive the lease of the worker running it")
+    return problems
 
 
 def _journal(env: Mapping[str, str], problems: list[str]) -> str:

@@ -8,7 +8,14 @@ Each run, in this order:
 2. starts a rotation for every opted-in, enabled secret whose current version expires within
    ``ROTATOR_SWEEP_WINDOW_DAYS`` or has no expiry at all — events are lost when dead-lettered
    or dropped after 24 hours, are never raised for versions created before the subscription,
-   and never for versions without an expiry.
+   and never for versions without an expiry;
+3. disables orphan pending versions: enabled versions of a ``-rotator-pending`` companion
+   that no unfinished rotation references (a write whose response was lost, a clean-up that
+   failed). Those of an unfinished rotation that has not journaled its pending version yet
+   are left alone, since that rotation may still adopt them.
+
+Unfinished rotations include those parked as ``needs-repair`` and ``cleanup-pending``: the
+sweeper is what carries them on, with their back-off, until they settle.
 
 A failure on one secret is logged and counted, and the sweep goes on with the next.
 """
@@ -16,19 +23,22 @@ A failure on one secret is logged and counted, and the sweep goes on with the ne
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from rotation.binding import is_opted_in
+from rotation.binding import TAG_ROTATION_ID, is_opted_in
 from rotation.errors import RotatorError
 from rotation.ids import SecretName
 from rotation.journal.base import LeaseHeld, NotYetDue
 from rotation.journal.model import RotationRecord
+from rotation.pending import is_pending_companion
 from rotation.service import RotationService, RotationTrigger
 from rotation.settings import Settings
 
 logger = logging.getLogger(__name__)
+_ROTATION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass
@@ -40,6 +50,7 @@ class SweepReport:
     started: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    orphans_disabled: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {name: len(items) for name, items in vars(self).items()}
@@ -90,6 +101,9 @@ class Sweeper:
             report.failed.append(vault)
             return
         for summary in secrets:
+            if is_pending_companion(summary.name):
+                self._disable_orphans(vault, summary.name, report)
+                continue
             if not (summary.enabled and is_opted_in(summary.tags)):
                 continue
             if (vault, summary.name.lower()) in busy:
@@ -97,6 +111,32 @@ class Sweeper:
             if summary.expires_on is not None and summary.expires_on > horizon:
                 continue
             self._start(vault, summary.name, report)
+
+    def _disable_orphans(self, vault: str, companion: str, report: SweepReport) -> None:
+        kv = self._service.vault_secrets(vault)
+        try:
+            for version in kv.versions(companion):
+                if version.enabled and self._orphaned(version.tags.get(TAG_ROTATION_ID),
+                                                      version.version):
+                    kv.disable_version(companion, version.version)
+                    report.orphans_disabled.append(f"{companion}/{version.version}")
+                    logger.info("disabled an orphan pending version",
+                                extra={"outcome": "orphan-disabled", "secret": companion,
+                                       "version": version.version})
+        except RotatorError as exc:
+            logger.warning("sweep could not check pending versions",
+                           extra={"vault": vault, "secret": companion,
+                                  "error": type(exc).__name__, "detail": str(exc)})
+            report.failed.append(companion)
+
+    def _orphaned(self, rotation_id: str | None, version: str) -> bool:
+        """No unfinished rotation references this pending version, nor may still adopt it."""
+        if not rotation_id or not _ROTATION_ID.fullmatch(rotation_id):
+            return True  # not written by a rotation of ours
+        record = self._service.journal.get(rotation_id)
+        if record is None or record.finished:
+            return True
+        return record.pending_version is not None and record.pending_version != version
 
     def _start(self, vault: str, secret: SecretName, report: SweepReport) -> None:
         trigger = RotationTrigger("sweeper", "sweeper")

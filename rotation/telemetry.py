@@ -23,6 +23,14 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 logger = logging.getLogger("rotation.steps")
 tracer = trace.get_tracer("akv-rotator")
 meter = metrics.get_meter("akv-rotator")
+_repairs = meter.create_counter(
+    "rotator.rotation.needs_repair", unit="{rotation}",
+    description="Rotations that could prove neither roll-forward nor roll-back and stay open",
+)
+_drift = meter.create_counter(
+    "rotator.credential.drift", unit="{secret}",
+    description="Opted-in secrets whose current credential no longer logs in",
+)
 _refusals = meter.create_counter(
     "rotator.binding.refusals", unit="{refusal}",
     description="Secrets whose tags selected a target that does not admit them",
@@ -89,3 +97,13 @@ def _elapsed_ms(started: float) -> float:
 def count_refusal(*, reason: str, target: str) -> None:
     """Count one refused binding; ``reason`` and ``target`` are bounded sets of names."""
     _refusals.add(1, {"rotator.refusal.reason": reason, "rotator.target": target})
+
+
+def count_repair() -> None:
+    """Count one rotation entering needs-repair."""
+    _repairs.add(1)
+
+
+def count_drift(*, vault: str, target: str) -> None:
+    """Count one secret whose current credential no longer logs in (bounded attributes)."""
+    _drift.add(1, {"rotator.vault": vault, "rotator.target": target})

@@ -31,7 +31,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Literal
 
 from rotation.errors import InvalidRequest
 from rotation.ids import RotationId, SecretName, VaultName, VersionId
@@ -48,7 +47,7 @@ from rotation.journal.errors import (
     RotationFinished,
     RotationNotFound,
 )
-from rotation.journal.model import STEPS, UNFINISHED, RotationRecord
+from rotation.journal.model import STEPS, UNFINISHED, ClosedStatus, RotationRecord
 
 logger = logging.getLogger(__name__)
 
@@ -293,7 +292,7 @@ class Journal(ABC):
         """Save ``changes`` to the rotation ``record`` was read as, and renew the lease.
 
         ``changes`` may set ``step`` (never backwards), ``steps`` (only appended to),
-        ``status`` (``running`` or ``awaiting-retirement``), and the other progress fields;
+        ``status`` (one of UNFINISHED), and the other progress fields;
         the journal's own fields are refused (:class:`InvalidTransition`). Raises
         :class:`LeaseLost` with the current record when the row changed since ``record``
         was read: the caller must stop at once.
@@ -316,7 +315,7 @@ class Journal(ABC):
         record: RotationRecord,
         *,
         now: datetime,
-        status: Literal["succeeded", "failed"],
+        status: ClosedStatus,
         last_error: str | None = None,
         **changes: object,
     ) -> RotationRecord:
@@ -328,8 +327,8 @@ class Journal(ABC):
         :class:`LeaseLost` when the row changed since ``record`` was read.
         """
         _aware(now, "now")
-        if status not in ("succeeded", "failed"):
-            raise InvalidTransition(f"close sets succeeded or failed, not {status}")
+        if status not in ("succeeded", "failed", "superseded"):
+            raise InvalidTransition(f"close sets succeeded, failed or superseded, not {status}")
         self._check_writable(record, leased=False)
         if "status" in changes or "next_attempt_at" in changes:
             raise InvalidTransition("close sets status and next_attempt_at itself")
@@ -407,7 +406,7 @@ class Journal(ABC):
         return records[:limit]
 
     def unfinished(self) -> list[RotationRecord]:
-        """Every running or awaiting-retirement rotation of every secret, oldest first."""
+        """Every unfinished rotation of every secret (any status in UNFINISHED), oldest first."""
         found = []
         for head in self._query(None, HEAD):
             if head.row != HEAD or not head.data.get("rotation_id"):

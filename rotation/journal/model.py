@@ -12,8 +12,17 @@ A rotation moves through these steps; ``step`` names the last one *completed*::
 - ``running``: a worker is on it, or it waits (``next_attempt_at``) for the next attempt;
 - ``awaiting-retirement``: promoted; the previous credential stays valid until
   ``retire_after``, then the sweeper retires it;
+- ``cleanup-pending``: promoted, so the rotation has taken effect, but disabling the pending
+  version or retiring the previous credential keeps failing; the sweeper retries it with
+  back-off until done. Never turns into a failure;
+- ``needs-repair``: the rotation gave up before promote and could prove neither that the
+  current Key Vault version logs in nor that it put the previous credential back (the target
+  or Key Vault unreachable, the secret deleted); the sweeper keeps trying with back-off;
 - ``succeeded``: finished;
-- ``failed``: gave up (``last_error`` says why); the current Key Vault version still works.
+- ``failed``: nothing changed, or the change was rolled back and the current Key Vault version
+  verified (``last_error`` says which, and why);
+- ``superseded``: a version written outside this rotation became current before promote; the
+  rotation stopped without touching it.
 """
 
 from __future__ import annotations
@@ -30,8 +39,11 @@ Step = Literal[
 STEPS: tuple[Step, ...] = (
     "started", "prepared", "applied", "verified", "promoted", "propagated", "retired", "finished"
 )
-Status = Literal["running", "awaiting-retirement", "succeeded", "failed"]
-UNFINISHED: frozenset[Status] = frozenset({"running", "awaiting-retirement"})
+Status = Literal["running", "awaiting-retirement", "cleanup-pending", "needs-repair",
+                 "succeeded", "failed", "superseded"]
+UNFINISHED: frozenset[Status] = frozenset({"running", "awaiting-retirement", "cleanup-pending",
+                                           "needs-repair"})
+ClosedStatus = Literal["succeeded", "failed", "superseded"]
 TriggerSource = Literal["event", "http", "sweeper", "cli"]
 #: "proven": the secret's current credential logged in before anything changed; "recovery":
 #: it did not, and the operator's target allows an admin to recover the login.

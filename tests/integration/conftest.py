@@ -42,11 +42,12 @@ def app_settings(twin: KeyVaultTwin, monkeypatch: pytest.MonkeyPatch, tmp_path: 
         "ROTATOR_KEYVAULT_AUTH": "static-token",
         "ROTATOR_KEYVAULT_STATIC_TOKEN": "test-token",
         "ROTATOR_KEYVAULT_CA_BUNDLE": str(twin.ca_path),
-        "ROTATOR_VALIDITY_DAYS": "30",
+        "ROTATOR_VALIDITY_DAYS": "45",
         "ROTATOR_RETRY_ATTEMPTS": "3",
         "ROTATOR_RETRY_INITIAL_SECONDS": "0.01",
         "ROTATOR_RETRY_MAX_SECONDS": "0.1",
         "ROTATOR_CONNECT_TIMEOUT_SECONDS": "3",
+        "ROTATOR_KEYVAULT_TIMEOUT_SECONDS": "5",
     }
     for key, value in settings.items():
         monkeypatch.setenv(key, value)

@@ -17,7 +17,7 @@ from azure.keyvault.secrets import SecretClient
 
 from handlers.services import build_services
 from rotation.catalogue import build_target
-from rotation.errors import PermanentError, VerificationFailed
+from rotation.errors import VerificationFailed
 from rotation.ids import SecretName, VaultName
 from rotation.pending import pending_name
 from rotation.secret_value import Credential
@@ -132,26 +132,36 @@ class ExplodingTarget:
         self._real.retire(previous, current)
 
 
-def test_an_exception_inside_compensation_still_closes_the_rotation_and_disables_pending(
+def test_an_exception_inside_compensation_leaves_a_visible_repair_not_a_stuck_rotation(
     app_settings: dict[str, str], twin: KeyVaultTwin, kv: SecretClient,
     postgres: PostgresServer, db_secret: SecretFactory,
 ) -> None:
+    """A library error while settling a given-up rotation must not leave it ``running``
+    forever with its pending version enabled (the trust-model issue), nor close it as if the
+    current version had been verified (the long-faults issue): it is parked as needs-repair,
+    the pending version the target never took is disabled, and the next repair, once the
+    fault is gone, proves the current version and closes the rotation."""
     calls: list[str] = []
 
-    def targets(context: TargetContext) -> Target:
+    def exploding(context: TargetContext) -> Target:
         return ExplodingTarget(build_target(context), calls)
 
     settings = Settings.from_env({**os.environ, "ROTATOR_MAX_ATTEMPTS": "1"})
-    services = build_services(settings, targets=targets)
+    services = build_services(settings, targets=exploding)
     secret = db_secret()
-    with pytest.raises(PermanentError):
-        services.rotation.request_rotation(VaultName(twin.vault_name), SecretName(secret.name),
-                                           RotationTrigger("http", "test"))
-    (record,) = services.journal.for_secret(twin.vault_name, secret.name)
-    assert record.status == "failed"  # closed, not left running
-    assert record.lease_owner is None
-    assert "the target does not accept the pending credential" in (record.last_error or "")
+    record = services.rotation.request_rotation(VaultName(twin.vault_name),
+                                                SecretName(secret.name),
+                                                RotationTrigger("http", "test"))
+    assert record.status == "needs-repair" and record.lease_owner is None
+    assert "could not prove that the current Key Vault version" in (record.last_error or "")
+    assert "UnicodeEncodeError" in (record.last_error or "")
     pending = list(kv.list_properties_of_secret_versions(pending_name(secret.name)))
-    assert pending and not any(p.enabled for p in pending)
+    assert pending and not any(p.enabled for p in pending)  # the target never took it
     assert versions_of(kv, secret.name) == [secret.version]
     assert postgres.can_login(secret.role, secret.password)
+
+    healthy = build_services(settings)  # the fault is gone; the sweeper repairs
+    healthy.sweeper.sweep()
+    (repaired,) = healthy.journal.for_secret(twin.vault_name, secret.name)
+    assert repaired.status == "failed"
+    assert f"version {secret.version} logs in (verified)" in (repaired.last_error or "")

@@ -30,7 +30,7 @@ def assert_rotated(kv: SecretClient, postgres: PostgresServer, name: str, role: 
     assert current.properties.content_type == "application/json"
     expires = current.properties.expires_on
     assert expires is not None
-    assert abs(expires - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=2)
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=45))) < timedelta(minutes=2)
     tags = current.properties.tags or {}
     assert tags["owner"] == "platform-team" and tags["rotator-target"] == target
     assert tags["rotator-written-by"] == "akv-rotator" and tags["rotator-rotation-id"]

@@ -29,7 +29,7 @@ from tests.support.targets import DEFAULT_TARGET, pg_target, targets_setting
 from twins.keyvault import KeyVaultTwin
 
 ROOT = Path(__file__).resolve().parents[2]
-LEASE_SECONDS = 2.0
+LEASE_SECONDS = 6.0  # at least 3 x the longest client timeout (2 s)
 ADMIN_SECRET = "pg-admin-faults"
 ADMIN_TARGET = "test-pg-admin"
 
@@ -59,7 +59,8 @@ def worker_env(twin: KeyVaultTwin, azurite: str, table_name: str,
         "ROTATOR_RETRY_ATTEMPTS": "2",
         "ROTATOR_RETRY_INITIAL_SECONDS": "0.01",
         "ROTATOR_RETRY_MAX_SECONDS": "0.05",
-        "ROTATOR_CONNECT_TIMEOUT_SECONDS": "3",
+        "ROTATOR_CONNECT_TIMEOUT_SECONDS": "2",
+        "ROTATOR_KEYVAULT_TIMEOUT_SECONDS": "2",
         "ROTATOR_GRACE_HOURS": "0",
         "ROTATOR_LOG_LEVEL": "INFO",
         # The default target, and one with the admin the alternating-users tests create.

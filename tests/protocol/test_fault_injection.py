@@ -38,9 +38,16 @@ CASES = [(step, point, mode) for step in FAULT_STEPS for point in ("before", "ef
 
 
 def fail_first_worker(worker: Worker, fault: str, mode: str) -> None:
+    """The first worker dies or raises at the fault. Before promote a raise fails the event,
+    so Event Grid redelivers; after promote the rotation has taken effect, so the event is
+    acknowledged and the rotation is parked as cleanup-pending for the sweeper."""
     first = worker.deliver(fault=fault)
+    step = fault.split(":", maxsplit=1)[0]
     if mode == "kill":
         assert first.returncode == -9, first.stdout + first.stderr
+    elif STEPS.index(step) > STEPS.index("promoted"):
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert '"outcome": "cleanup-pending"' in first.stderr
     else:
         assert first.returncode == 1, first.stdout + first.stderr
         assert '"error": "InjectedFault"' in first.stdout

@@ -24,7 +24,7 @@ def indexed() -> dict[str, dict]:
 
 def test_exactly_the_expected_functions_are_registered(indexed: dict[str, dict]) -> None:
     assert set(indexed) == {"keyvault_events", "rotate_secret", "secret_rotations", "rotation",
-                            "sweeper"}
+                            "sweeper", "credential_health"}
     assert {fn["script"] for fn in indexed.values()} == {"function_app.py"}
 
 
@@ -50,12 +50,14 @@ def test_history_routes(indexed: dict[str, dict]) -> None:
         assert trigger["methods"] == ["GET"] and trigger["authLevel"] == "FUNCTION"
 
 
-def test_sweeper_schedule_comes_from_an_app_setting_and_never_runs_on_start(
-    indexed: dict[str, dict],
+@pytest.mark.parametrize(("function", "setting"), [
+    ("sweeper", "ROTATOR_SWEEP_SCHEDULE"), ("credential_health", "ROTATOR_HEALTH_SCHEDULE")])
+def test_timer_schedules_come_from_app_settings_and_never_run_on_start(
+    indexed: dict[str, dict], function: str, setting: str,
 ) -> None:
-    assert indexed["sweeper"]["bindings"] == [
+    assert indexed[function]["bindings"] == [
         {"direction": "IN", "type": "timerTrigger", "name": "timer",
-         "schedule": "%ROTATOR_SWEEP_SCHEDULE%", "runOnStartup": False, "useMonitor": True}]
+         "schedule": f"%{setting}%", "runOnStartup": False, "useMonitor": True}]
 
 
 def test_importing_the_app_reads_no_settings_and_opens_nothing(monkeypatch) -> None:

@@ -8,6 +8,10 @@ unauthenticated challenge probe never consumes a fault, so "fail the next set" m
 the caller can see. Defaults mirror Key Vault: a 429 is ``Throttled`` with the
 ``VaultRequestTypeLimitReached`` reason and, as observed, no ``Retry-After`` unless asked for.
 
+A *slow* fault (``delay_seconds``) holds the answer back that long; with ``status=200`` the
+answer is the operation's own, only late (before or after the operation is carried out, by
+``after_processing``), which is how a client's read timeout meets a write that still lands.
+
 The request log records method, path, query, whether a bearer token was presented, and the
 status returned; never headers, bodies or secret values.
 """
@@ -22,6 +26,7 @@ from typing import Any, overload
 from twins.keyvault.errors import DEFAULT_FAULT_ERRORS, VaultError
 
 DROP_CONNECTION = 0
+ANSWER_NORMALLY = 200  # with delay_seconds: the real answer, late
 
 
 @dataclass
@@ -37,10 +42,17 @@ class Fault:
     message: str | None = None
     after_processing: bool = False
     path_equals: str | None = None  # the whole path, case-insensitive, e.g. /secrets/db
+    delay_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.status != DROP_CONNECTION and not 400 <= self.status <= 599:
-            raise ValueError("fault status must be 0 (drop the connection) or 400-599")
+        if self.status == ANSWER_NORMALLY:
+            if self.delay_seconds <= 0:
+                raise ValueError("status 200 answers normally, so it needs delay_seconds")
+        elif self.status != DROP_CONNECTION and not 400 <= self.status <= 599:
+            raise ValueError("fault status must be 0 (drop the connection), 400-599, or 200 "
+                             "with delay_seconds (answer late)")
+        if not 0 <= self.delay_seconds <= 60:
+            raise ValueError("fault delay_seconds must be 0-60")
         if self.count < 1:
             raise ValueError("fault count must be at least 1")
 

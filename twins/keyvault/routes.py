@@ -18,6 +18,7 @@ recorded in the request log, which shows vault traffic only.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,7 +27,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from twins.keyvault import errors, events, parsing, wire
 from twins.keyvault.errors import VaultError
 from twins.keyvault.events import EventDispatcher
-from twins.keyvault.faults import DROP_CONNECTION, Fault, FaultInjector, RecordedRequest, RequestLog
+from twins.keyvault.faults import (
+    ANSWER_NORMALLY,
+    DROP_CONNECTION,
+    Fault,
+    FaultInjector,
+    RecordedRequest,
+    RequestLog,
+)
 from twins.keyvault.store import VaultStore
 
 logger = logging.getLogger(__name__)
@@ -177,9 +185,13 @@ class VaultApp:
                 fault.after_processing,
             )
         if fault is not None and not fault.after_processing:
-            return True, _fault_response(fault)
+            time.sleep(fault.delay_seconds)
+            if fault.status != ANSWER_NORMALLY:
+                return True, _fault_response(fault)
         response = self._operation(request)
-        if fault is not None:
+        if fault is not None and fault.after_processing:
+            time.sleep(fault.delay_seconds)
+        if fault is not None and fault.status != ANSWER_NORMALLY:
             return True, _fault_response(fault)
         return True, response
 

@@ -188,14 +188,16 @@ class KeyVaultTwin:
         *,
         after_processing: bool = False,
         path_equals: str | None = None,
+        delay_seconds: float = 0.0,
     ) -> Fault:
         """Fail the next ``count`` matching authenticated requests; ``status=0`` drops them.
 
         With ``after_processing=True`` the operation happens and only the response is replaced
         (a lost response: the client cannot tell whether its set was applied).
+        ``delay_seconds`` answers late; with ``status=200`` the answer is the real one.
         """
         fault = Fault(status, count, retry_after, method, path_contains, code, message,
-                      after_processing, path_equals)
+                      after_processing, path_equals, delay_seconds)
         self._faults.add(fault)
         return fault
 
