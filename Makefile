@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements.txt
 demo: $(STAMP)
 	$(BIN)/python -m demo
 
-## test: the whole suite (real PostgreSQL from Debian's packages, twins over HTTPS)
+## test: the whole suite (real PostgreSQL and MariaDB from Debian's packages, twins over HTTPS)
 test: system-deps $(STAMP) node_modules/.bin/azurite
 	$(BIN)/python -m pytest
 

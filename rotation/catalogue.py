@@ -43,7 +43,13 @@ from rotation.errors import BindingRefused
 from rotation.ids import SecretName, VaultName
 from rotation.secret_value import Credential, SecretValue
 from rotation.targets import pg_address
-from rotation.targets.definition import TLS_MODES, SecretRef, TargetDefinition, TlsSettings
+from rotation.targets.definition import (
+    TLS_MODES,
+    ParityMode,
+    SecretRef,
+    TargetDefinition,
+    TlsSettings,
+)
 
 if TYPE_CHECKING:
     from rotation.targets.base import Target, TargetContext
@@ -52,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 Connection = tuple[dict[str, str], TlsSettings]
 _FIELDS = frozenset({"kind", "address", "tls", "adminSecret", "logins", "secrets", "vaults",
-                     "strategies", "allowPasswordRecovery", "description"})
+                     "strategies", "allowPasswordRecovery", "privilegeParity", "description"})
 _MAX_PATTERNS = 64
 
 
@@ -209,14 +215,12 @@ def _parse_target(target_id: str, spec: Any, *, vaults: tuple[VaultName, ...], b
     strategies = _strategies(spec.get("strategies"), kind, admin is not None, where, problems)
     logins = _patterns(spec.get("logins"), "logins", where, problems)
     secrets = _patterns(spec.get("secrets"), "secrets", where, problems)
-    recovery = spec.get("allowPasswordRecovery", False)
-    if not isinstance(recovery, bool):
-        problems.append(f"{where}: allowPasswordRecovery must be true or false")
+    recovery, parity = _flags(spec, where, problems)
     if kind is not None and admin is None:
         needing = [s for s in strategies if s in kind.needs_admin]
         if needing:
             problems.append(f"{where}: strategy {', '.join(needing)} needs adminSecret")
-    if recovery is True and admin is None:
+    if recovery and admin is None:
         problems.append(f"{where}: allowPasswordRecovery needs adminSecret (only an admin can "
                         "set a password nobody can prove)")
     if len(problems) > count:
@@ -225,13 +229,24 @@ def _parse_target(target_id: str, spec: Any, *, vaults: tuple[VaultName, ...], b
         target_id=target_id, kind=str(kind_name), address=str(address).strip(),
         connection=connection, tls=chosen_tls, admin_secret=admin, logins=logins,
         secrets=secrets, vaults=target_vaults, strategies=strategies,
-        allow_password_recovery=bool(recovery),
+        allow_password_recovery=recovery, privilege_parity=parity,
     )
     if admin is not None and definition.admits_secret(admin.vault, admin.name):
         problems.append(f"{where}: its admin secret {admin} matches its own secrets allowlist, "
                         "so the admin could be rotated through its own admin path")
         return None
     return definition
+
+
+def _flags(spec: dict[str, Any], where: str, problems: list[str]) -> tuple[bool, ParityMode]:
+    """``allowPasswordRecovery`` and ``privilegeParity``, checked."""
+    recovery = spec.get("allowPasswordRecovery", False)
+    if not isinstance(recovery, bool):
+        problems.append(f"{where}: allowPasswordRecovery must be true or false")
+    parity = spec.get("privilegeParity", "refuse")
+    if parity not in ("refuse", "warn"):
+        problems.append(f"{where}: privilegeParity must be 'refuse' or 'warn'")
+    return recovery is True, "warn" if parity == "warn" else "refuse"
 
 
 def _tls(raw: Any, base_dir: Path, where: str, problems: list[str]) -> TlsSettings | None:

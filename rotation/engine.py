@@ -230,6 +230,7 @@ class RotationEngine:
                 f"{record.from_version} could prepare"
             )
         ownership = self._prove_ownership(ctx)
+        self._check_parity(ctx)
         earlier = find_pending(ctx.kv, record.secret, record.rotation_id)
         if earlier is not None:
             # Stored by an attempt that died before journaling it: the same credential.
@@ -264,6 +265,20 @@ class RotationEngine:
             f"{target_id!r}: akv-rotator only changes a login whose current credential it can "
             "prove. Store the working password as a new version, or have the operator allow "
             "password recovery on the target")
+
+    def _check_parity(self, ctx: RotationContext) -> None:
+        """Refuse to switch an application to a login that can do more or less than its
+        current one (alternating logins drift apart); the operator may make it a warning."""
+        differences = ctx.target.parity_differences(ctx.previous)
+        if not differences:
+            return
+        if ctx.definition.privilege_parity == "warn":
+            logger.warning("privilege parity differs; going on as the operator's target allows",
+                           extra={"outcome": "parity-warning", "differences": differences})
+            return
+        raise SecretNotRotatable(
+            "privilege parity: " + "; ".join(differences) + ". Make the logins match (or "
+            "have the operator set privilegeParity to warn on the target)")
 
     def _apply(self, record: RotationRecord, ctx: RotationContext) -> Changes:
         pending = self._pending(record, ctx)

@@ -7,6 +7,12 @@ set -euo pipefail
 missing=()
 have_pg_server() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
 have_pg_server || missing+=(postgresql)
+# mariadbd is in /usr/sbin, not on every user's PATH; mariadb-binlog comes with mariadb-client.
+have_mariadb_server() {
+    [ -x /usr/sbin/mariadbd ] && command -v mariadb-install-db >/dev/null \
+        && command -v mariadb-binlog >/dev/null
+}
+have_mariadb_server || missing+=(mariadb-server)
 command -v make >/dev/null || missing+=(make)
 command -v runuser >/dev/null || missing+=(util-linux)
 python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)

@@ -10,6 +10,7 @@ from azure.keyvault.secrets import SecretClient
 from azure.keyvault.secrets._shared import http_challenge_cache
 
 from tests.support.azurite import AZURITE_TABLE, running_azurite
+from tests.support.mariadb import MariaDBServer, find_mariadb_bin, running_mariadb
 from tests.support.postgres import PostgresServer, find_pg_bin, running_postgres
 from twins.keyvault import KeyVaultTwin
 
@@ -22,6 +23,23 @@ def postgres() -> Iterator[PostgresServer]:
         pytest.fail("PostgreSQL server binaries not found: run scripts/install-system-deps.sh "
                     "(Debian package 'postgresql') or set ROTATOR_TEST_PG_BIN")
     with running_postgres(pg_bin) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    """Debian's MariaDB on loopback for the whole session, with real passwords.
+
+    TCP logins need TLS (``require_secure_transport=ON``; verify against ``ca_path``); a login
+    without TLS is refused even with the right password. The admin logs in without a password
+    over the Unix socket only. The general query log and the binary log are on.
+    """
+    binaries = find_mariadb_bin()
+    if binaries is None:
+        pytest.fail("MariaDB server binaries (mariadbd, mariadb-install-db, mariadb-binlog) not "
+                    "found: run scripts/install-system-deps.sh (Debian package 'mariadb-server') "
+                    "or set ROTATOR_TEST_MARIADB_BIN")
+    with running_mariadb(binaries) as server:
         yield server
 
 

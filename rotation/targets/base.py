@@ -51,6 +51,15 @@ class Target(Protocol):
         """Prove ``credential`` works with a fresh login; raise VerificationFailed if not."""
         ...
 
+    def parity_differences(self, current: Credential) -> list[str]:
+        """Every way the login the next credential belongs to can do more or less than
+        ``current``'s, each named; empty when they match or the strategy keeps one login.
+
+        Checked before anything changes, so that a switch never hands an application a
+        login with different privileges. Read-only.
+        """
+        ...
+
     def retire(self, previous: Credential, current: Credential) -> None:
         """End ``previous`` so it no longer authenticates, never touching ``current``."""
         ...

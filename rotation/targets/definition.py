@@ -17,6 +17,7 @@ from rotation.ids import SecretName, VaultName
 
 TlsMode = Literal["verify-full", "verify-ca", "require", "disable"]
 TLS_MODES: tuple[TlsMode, ...] = ("verify-full", "verify-ca", "require", "disable")
+ParityMode = Literal["refuse", "warn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,9 @@ class TargetDefinition:
     vaults: tuple[VaultName, ...]    # the vaults whose secrets may bind
     strategies: tuple[str, ...]      # the first is the default
     allow_password_recovery: bool = False
+    #: What a privilege-parity difference between alternating logins does: "refuse" the
+    #: rotation before anything changes (default), or only "warn".
+    privilege_parity: ParityMode = "refuse"
 
     def admits_secret(self, vault: str, secret: str) -> bool:
         """May ``vault/secret`` bind to this target?"""

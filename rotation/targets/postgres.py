@@ -51,6 +51,7 @@ from rotation.errors import (
     VerificationFailed,
 )
 from rotation.secret_value import Credential
+from rotation.targets import pg_parity
 from rotation.targets.base import TargetContext
 from rotation.targets.pg_address import libpq_parameters
 
@@ -126,6 +127,10 @@ class PostgresTarget(_PostgresLogins):
     def retire(self, previous: Credential, current: Credential) -> None:
         """Nothing to retire: the single login's old password ended when apply succeeded."""
 
+    def parity_differences(self, current: Credential) -> list[str]:
+        """One login, so nothing to compare."""
+        return []
+
     def apply(self, current: Credential, new: Credential) -> None:
         if self.accepts(new):
             logger.info("new password already in place", extra={"target": "postgresql"})
@@ -161,6 +166,25 @@ class PostgresAlternatingUsersTarget(_PostgresLogins):
     def next_username(self, current: Credential) -> str:
         """``app`` → ``app_clone`` and ``app_clone`` → ``app``."""
         return _alternate_of(current.username)
+
+    def parity_differences(self, current: Credential) -> list[str]:
+        """Compare the base and its clone (as it would be created, if it does not exist)."""
+        other = _alternate_of(current.username)
+        base, clone = (current.username, other) if other.endswith(CLONE_SUFFIX) else (
+            other, current.username)
+        with self._connect(self._admin_login) as conn:
+            def query(statement: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+                return conn.execute(statement, params).fetchall()
+
+            try:
+                base_profile = pg_parity.read_profile(query, base)
+                clone_profile = pg_parity.read_profile(query, clone)
+            except psycopg.Error as exc:
+                raise _translate(exc, f"comparing the privileges of {base!r} and {clone!r}") from exc
+        if base_profile is None:
+            raise SecretNotRotatable(f"the base login {base!r} does not exist")
+        return pg_parity.differences(base_profile,
+                                     clone_profile or pg_parity.as_created(clone, base))
 
     def apply(self, current: Credential, new: Credential) -> None:
         """Give ``new``'s login (creating the clone if needed) ``new``'s password.

@@ -128,6 +128,9 @@ class ExplodingTarget:
     def verify(self, credential: Credential) -> None:
         raise VerificationFailed("not reached")
 
+    def parity_differences(self, current: Credential) -> list[str]:
+        return self._real.parity_differences(current)
+
     def retire(self, previous: Credential, current: Credential) -> None:
         self._real.retire(previous, current)
 

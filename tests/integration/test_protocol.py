@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.keyvault.secrets import SecretClient
+from psycopg import sql
 
 from rotation.errors import TransientError
 from rotation.pending import pending_name
@@ -298,3 +300,32 @@ def test_an_unjournaled_pending_version_is_disabled_when_the_rotation_fails(
     assert record["status"] == "failed" and record["pendingVersion"] is None
     assert_pending_cleared(kv, secret.name)
     assert postgres.can_login(secret.role, secret.password)
+
+
+def test_privilege_drift_refuses_the_switch_and_the_history_names_it(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, postgres: PostgresServer,
+    db_secret: SecretFactory, declare_targets: Callable[..., None],
+) -> None:
+    admin_secret(postgres, kv, "pg-admin-parity")
+    declare_targets(pg_parity=pg_target(postgres, admin="pg-admin-parity",
+                                        strategies=["alternating-users"]))
+    secret = db_secret(tags={"rotator-target": "pg-parity", "rotator-grace-hours": "0"})
+    status, first = app.post_rotate(secret.name)
+    assert status == 200 and first["status"] == "succeeded"
+    clone = f"{secret.role}_clone"
+    with psycopg.connect(postgres.admin_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(clone)))
+    on_clone = kv.get_secret(secret.name).properties.version or ""
+    app.deliver(near_expiry(twin, secret.name, on_clone))
+    latest = history(app, secret.name)[0]
+    assert latest["status"] == "failed"
+    assert (f"privilege parity: '{clone}' is a member of 'pg_read_all_data'; "
+            f"'{secret.role}' is not") in latest["lastError"]
+    assert "nothing had changed" in latest["lastError"]
+    assert kv.get_secret(secret.name).properties.version == on_clone  # nothing switched
+    assert postgres.can_login(clone, current_password(kv, secret.name))
+
+    declare_targets(pg_parity=pg_target(postgres, admin="pg-admin-parity",
+                                        strategies=["alternating-users"], parity="warn"))
+    status, body = app.post_rotate(secret.name)
+    assert status == 200 and body["status"] == "succeeded"

@@ -17,7 +17,8 @@ DEFAULT_TARGET = "test-pg"
 
 def pg_target(postgres: PostgresServer, *, admin: str | None = None,
               strategies: list[str] | None = None, logins: list[str] | None = None,
-              secrets: list[str] | None = None, recovery: bool = False) -> dict[str, Any]:
+              secrets: list[str] | None = None, recovery: bool = False,
+              parity: str | None = None) -> dict[str, Any]:
     """A PostgreSQL target on the test server, over verified TLS with the test CA."""
     target: dict[str, Any] = {
         "kind": "postgresql",
@@ -32,6 +33,8 @@ def pg_target(postgres: PostgresServer, *, admin: str | None = None,
         target["strategies"] = strategies
     if recovery:
         target["allowPasswordRecovery"] = True
+    if parity is not None:
+        target["privilegeParity"] = parity
     return target
 
 

@@ -247,3 +247,57 @@ def test_the_catalogue_builds_this_target_for_the_strategy(postgres: PostgresSer
     target = build_target(context_for(postgres, cred("admin", ADMIN_PASSWORD)))
     assert isinstance(target, PostgresAlternatingUsersTarget)
     assert target.retires_previous is True
+
+
+# -- privilege parity before every switch ---------------------------------------------------
+
+def test_a_pair_at_parity_has_no_differences_before_and_after_the_first_switch(
+    postgres: PostgresServer,
+) -> None:
+    target, base = setup_pair(postgres, "parity_ok")
+    assert target.parity_differences(base) == []  # the clone does not exist yet
+    clone = rotate(target, base)
+    assert target.parity_differences(clone) == []
+    assert target.parity_differences(base) == []
+
+
+@pytest.mark.parametrize(("drift", "expected"), [
+    ("GRANT pg_read_all_data TO {clone}",
+     "'{clone}' is a member of 'pg_read_all_data'; '{base}' is not"),
+    ("REVOKE {base} FROM {clone}",
+     "'{clone}' is not a member of '{base}', so it has none of its privileges"),
+    ("ALTER ROLE {clone} NOINHERIT", "'{clone}' is NOINHERIT"),
+    ("ALTER ROLE {base} SET search_path = reports, public",
+     "'{clone}' lacks the setting 'search_path=reports, public' that '{base}' has"),
+    ("ALTER ROLE {clone} SET statement_timeout = '5s'",
+     "'{clone}' has the setting 'statement_timeout=5s'; '{base}' has not"),
+    ("ALTER ROLE {base} CONNECTION LIMIT 5", "'{clone}' has connection limit -1; '{base}' has 5"),
+    ("GRANT SELECT ON parity_reports TO {clone}",
+     "'{clone}' has SELECT on public.parity_reports; '{base}' has not"),
+    ("ALTER TABLE parity_reports OWNER TO {clone}",
+     "'{clone}' owns 1 object(s) in this database; they should be owned by '{base}'"),
+])
+def test_each_kind_of_drift_is_named(postgres: PostgresServer, drift: str, expected: str) -> None:
+    base_name = f"par_{abs(hash(drift)) % 10**8}"
+    target, base = setup_pair(postgres, base_name)
+    clone = rotate(target, base)
+    names = {"base": base_name, "clone": clone.username}
+    superuser(postgres, sql.SQL("DROP TABLE IF EXISTS parity_reports"))
+    superuser(postgres, sql.SQL("CREATE TABLE parity_reports (id int)"))
+    try:
+        superuser(postgres, sql.SQL(drift.format(**names)))  # type: ignore[arg-type]
+        found = target.parity_differences(clone)
+        assert expected.format(**names) in "; ".join(found), found
+        assert target.parity_differences(base) == found  # the same pair, from either side
+    finally:
+        superuser(postgres, sql.SQL("DROP TABLE IF EXISTS parity_reports"))
+
+
+def test_a_base_with_settings_is_reported_before_the_first_clone_exists(
+    postgres: PostgresServer,
+) -> None:
+    target, base = setup_pair(postgres, "parity_first")
+    superuser(postgres, sql.SQL("ALTER ROLE parity_first SET search_path = app, public"))
+    assert target.parity_differences(base) == [
+        "'parity_first_clone' lacks the setting 'search_path=app, public' that "
+        "'parity_first' has"]
