@@ -129,12 +129,20 @@ class Recovery:
                    reason: str) -> RotationRecord:
         """Someone else's newer version is current: touch it not at all, report on it."""
         works = self._logs_in(record, latest)
+        pending = "no pending version had been stored"
         if record.pending_version:
-            self._disable_pending(record, record.pending_version)
+            if works != "yes" and self._pending_logs_in(record):
+                # The newer version does not (provably) work and the pending one does: keep
+                # it, so the one credential known to work is not lost.
+                pending = (f"the pending version {record.pending_version} logs in and was "
+                           "kept for an operator")
+            else:
+                self._disable_pending(record, record.pending_version)
+                pending = "the pending version was disabled"
         return self._close(
             record, "superseded",
             f"{reason}; version {latest.version}, written outside this rotation, is current "
-            f"and was left as it is (it logs in: {works}); the pending version was disabled")
+            f"and was left as it is (it logs in: {works}); {pending}")
 
     def _roll_back(self, record: RotationRecord, reason: str) -> RotationRecord:
         """The rotated version is still current: prove it works, putting it back if needed."""
@@ -176,6 +184,15 @@ class Recovery:
         except Exception as exc:
             logger.info("could not check the superseding version", extra={"error": _kind(exc)})
             return "unknown"
+
+    def _pending_logs_in(self, record: RotationRecord) -> bool:
+        try:
+            ctx = self._context(record)
+            return ctx.target.accepts(read_pending(ctx.kv, record.secret,
+                                                   record.pending_version or ""))
+        except Exception as exc:
+            logger.info("could not check the pending credential", extra={"error": _kind(exc)})
+            return False
 
     def _grace_hours(self, record: RotationRecord) -> float:
         try:

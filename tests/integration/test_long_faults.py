@@ -582,3 +582,28 @@ def test_repeated_repairs_keep_one_truthful_last_error(
     flaky.start()
     recover(app, twin, event, secret.name)
     assert_world(app, kv, flaky_kit, secret)
+
+
+def test_a_broken_hand_written_version_supersedes_but_the_working_pending_is_kept(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, kit: Kit,
+    observe: Callable[[OnceAfter], None],
+) -> None:
+    """Someone stores a version that does not log in while the target already holds the
+    pending credential: the rotation leaves their version alone, and keeps the one
+    credential known to work, saying so."""
+    secret = kit.make_secret()
+
+    def careless_write() -> None:
+        kv.set_secret(secret.name, json.dumps({"username": secret.role, "password": "Typo-1"}),
+                      content_type="application/json", tags={"rotator-target": kit.target})
+
+    observe(OnceAfter("verified", careless_write))
+    deliver(app, near_expiry(twin, secret.name, secret.version), times=MAX_ATTEMPTS)
+    (record,) = records(app, secret.name)
+    assert record["status"] == "superseded"
+    assert "(it logs in: no)" in record["lastError"]
+    assert f"the pending version {record['pendingVersion']} logs in and was kept" \
+        in record["lastError"]
+    pending = kv.get_secret(pending_name(secret.name), record["pendingVersion"])
+    value = json.loads(pending.value or "{}")
+    assert kit.logs_in(value["username"], value["password"])
