@@ -24,8 +24,8 @@ never rotated through its own admin path). Every refusal is logged and counted.
 
 Target kinds map to modules named as strings and imported on first use, so reading the
 catalogue never loads a database driver. Kind-specific address checks live in driver-free
-modules (``rotation.targets.pg_address``) and run when the settings are read, so a bad
-address is reported at start with every other problem.
+modules (``rotation.targets.pg_address``, ``rotation.targets.mysql_address``) and run when
+the settings are read, so a bad address is reported at start with every other problem.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from rotation.binding import SECRET_NAME, TARGET_ID, SecretBinding, quote_input,
 from rotation.errors import BindingRefused
 from rotation.ids import SecretName, VaultName
 from rotation.secret_value import Credential, SecretValue
-from rotation.targets import pg_address
+from rotation.targets import mysql_address, pg_address
 from rotation.targets.definition import (
     TLS_MODES,
     ParityMode,
@@ -58,7 +58,8 @@ logger = logging.getLogger(__name__)
 
 Connection = tuple[dict[str, str], TlsSettings]
 _FIELDS = frozenset({"kind", "address", "tls", "adminSecret", "logins", "secrets", "vaults",
-                     "strategies", "allowPasswordRecovery", "privilegeParity", "description"})
+                     "strategies", "allowPasswordRecovery", "privilegeParity", "description",
+                     "accountHost"})
 _MAX_PATTERNS = 64
 
 
@@ -85,11 +86,27 @@ def _postgres_connection(address: str, tls: TlsSettings | None) -> Connection:
     return options, chosen
 
 
+def _mysql_connection(address: str, tls: TlsSettings | None) -> Connection:
+    options = mysql_address.parse_address(address)
+    chosen = tls or TlsSettings()
+    problems = mysql_address.check_tls(chosen)
+    if problems:
+        raise mysql_address.AddressError("; ".join(problems))
+    return options, chosen
+
+
 KINDS: dict[str, TargetKind] = {
     "postgresql": TargetKind(
         "rotation.targets.postgres",
         {"single-user": "PostgresTarget", "alternating-users": "PostgresAlternatingUsersTarget"},
         _postgres_connection,
+        needs_admin=frozenset({"alternating-users"}),
+    ),
+    "mysql": TargetKind(
+        "rotation.targets.mysql",
+        {"single-user": "MySQLTarget", "alternating-users": "MySQLAlternatingUsersTarget",
+         "dual-password": "MySQLDualPasswordTarget"},
+        _mysql_connection,
         needs_admin=frozenset({"alternating-users"}),
     ),
 }
@@ -197,7 +214,7 @@ def _parse_target(target_id: str, spec: Any, *, vaults: tuple[VaultName, ...], b
     kind_name = spec.get("kind")
     kind = KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
-        problems.append(f"{where}: kind must be one of {', '.join(sorted(KINDS))}")
+        problems.append(f"{where}: kind must be one of {', '.join(KINDS)}")
     tls = _tls(spec.get("tls"), base_dir, where, problems)
     address = spec.get("address")
     connection: dict[str, str] = {}
@@ -216,6 +233,7 @@ def _parse_target(target_id: str, spec: Any, *, vaults: tuple[VaultName, ...], b
     logins = _patterns(spec.get("logins"), "logins", where, problems)
     secrets = _patterns(spec.get("secrets"), "secrets", where, problems)
     recovery, parity = _flags(spec, where, problems)
+    account_host = _account_host(spec, kind_name, where, problems)
     if kind is not None and admin is None:
         needing = [s for s in strategies if s in kind.needs_admin]
         if needing:
@@ -229,7 +247,7 @@ def _parse_target(target_id: str, spec: Any, *, vaults: tuple[VaultName, ...], b
         target_id=target_id, kind=str(kind_name), address=str(address).strip(),
         connection=connection, tls=chosen_tls, admin_secret=admin, logins=logins,
         secrets=secrets, vaults=target_vaults, strategies=strategies,
-        allow_password_recovery=recovery, privilege_parity=parity,
+        allow_password_recovery=recovery, privilege_parity=parity, account_host=account_host,
     )
     if admin is not None and definition.admits_secret(admin.vault, admin.name):
         problems.append(f"{where}: its admin secret {admin} matches its own secrets allowlist, "
@@ -247,6 +265,22 @@ def _flags(spec: dict[str, Any], where: str, problems: list[str]) -> tuple[bool,
     if parity not in ("refuse", "warn"):
         problems.append(f"{where}: privilegeParity must be 'refuse' or 'warn'")
     return recovery is True, "warn" if parity == "warn" else "refuse"
+
+
+def _account_host(spec: dict[str, Any], kind_name: Any, where: str, problems: list[str]) -> str:
+    """``accountHost``: the host part of a ``mysql`` target's accounts (default ``'%'``)."""
+    if "accountHost" not in spec:
+        return "%"
+    raw = spec["accountHost"]
+    if kind_name != "mysql":
+        problems.append(f"{where}: accountHost applies only to kind mysql")
+    elif (not isinstance(raw, str) or not raw or len(raw) > 255
+          or any(ord(ch) < 0x20 for ch in raw)):
+        problems.append(f"{where}: accountHost must be a MySQL account host of 1-255 characters "
+                        "(e.g. '%', '10.0.0.%', 'app.example.com')")
+    else:
+        return raw
+    return "%"
 
 
 def _tls(raw: Any, base_dir: Path, where: str, problems: list[str]) -> TlsSettings | None:

@@ -61,6 +61,9 @@ class TargetDefinition:
     #: What a privilege-parity difference between alternating logins does: "refuse" the
     #: rotation before anything changes (default), or only "warn".
     privilege_parity: ParityMode = "refuse"
+    #: The host part of the accounts a ``mysql`` target changes (``'app'@'<account_host>'``):
+    #: MySQL and MariaDB accounts are user *and* host. Other kinds leave it at its default.
+    account_host: str = "%"
 
     def admits_secret(self, vault: str, secret: str) -> bool:
         """May ``vault/secret`` bind to this target?"""

@@ -10,6 +10,7 @@ from rotation.catalogue import TargetCatalogue
 from rotation.ids import VaultName
 from rotation.secret_value import Credential
 from rotation.targets.base import TargetContext
+from tests.support.mariadb import MariaDBServer
 from tests.support.postgres import PostgresServer
 
 DEFAULT_TARGET = "test-pg"
@@ -52,6 +53,40 @@ def pg_context(postgres: PostgresServer, strategy: str = "single-user", *,
                      strategies=[strategy])
     if address is not None:
         spec["address"] = address
+    problems: list[str] = []
+    catalogue = TargetCatalogue.parse({"t": spec}, vaults=(VaultName("kv-test"),),
+                                      base_dir=Path.cwd(), source="test", problems=problems)
+    assert not problems, problems
+    return TargetContext(catalogue.targets["t"], strategy, admin, connect_timeout_seconds=3)
+
+
+def mysql_target(mariadb: MariaDBServer, *, admin: str | None = None,
+                 strategies: list[str] | None = None, account_host: str | None = None,
+                 ca_path: str | None = None, address: str | None = None) -> dict[str, Any]:
+    """A ``mysql`` target on the test MariaDB, over verified TLS with the test CA."""
+    target: dict[str, Any] = {
+        "kind": "mysql",
+        "address": address or f"mysql://127.0.0.1:{mariadb.port}",
+        "tls": {"mode": "verify-full", "caBundle": ca_path or str(mariadb.ca_path)},
+        "logins": ["*"],
+        "secrets": ["db-*"],
+    }
+    if admin is not None:
+        target["adminSecret"] = admin
+    if strategies is not None:
+        target["strategies"] = strategies
+    if account_host is not None:
+        target["accountHost"] = account_host
+    return target
+
+
+def mysql_context(mariadb: MariaDBServer, strategy: str = "single-user", *,
+                  admin: Credential | None = None, account_host: str | None = None,
+                  ca_path: str | None = None, address: str | None = None) -> TargetContext:
+    """A ``mysql`` target context as the engine builds it, parsed like the operator's."""
+    spec = mysql_target(mariadb, admin="kv-test/mysql-admin" if admin else None,
+                        strategies=[strategy], account_host=account_host, ca_path=ca_path,
+                        address=address)
     problems: list[str] = []
     catalogue = TargetCatalogue.parse({"t": spec}, vaults=(VaultName("kv-test"),),
                                       base_dir=Path.cwd(), source="test", problems=problems)

@@ -62,6 +62,7 @@ def test_each_driver_is_imported_by_exactly_one_adapter_module() -> None:
                 if name == driver or name.startswith(driver + "."):
                     importers[driver].add(module)
     assert importers["psycopg"] == {"rotation.targets.postgres"}
+    assert importers["pymysql"] == {"rotation.targets.mysql"}
     assert importers["azure.data.tables"] == {"rotation.journal.tables"}
     assert importers["sqlite3"] == {"rotation.journal.sqlite"}
     for driver, modules in importers.items():
