@@ -271,12 +271,40 @@ class MySQLAlternatingUsersTarget(_MySQLLogins):
         return _alternate_of(current.username, MARIADB_MAX_USER)
 
     def parity_differences(self, current: Credential) -> list[str]:
-        """Nothing compared yet: the clone's grants are copied from the base when it is created.
+        """Compare ``SHOW GRANTS`` of the base and the clone, normalised for the account name
+        and the password hash: privileges, role grants, default roles, ``REQUIRE`` and
+        resource limits. A clone that does not exist yet will be created as a copy.
 
-        The MariaDB parity check (comparing ``SHOW GRANTS`` of both accounts before a switch)
-        comes next; until then this reports no differences rather than pretending to check.
+        Without role inheritance a grant made to one account only is exactly the drift that
+        breaks a switch ("'app_clone' lacks GRANT SELECT ON `reports`.*").
         """
-        return []
+        other = _alternate_of(current.username, MARIADB_MAX_USER)
+        base, clone = ((current.username, other) if other.endswith(CLONE_SUFFIX)
+                       else (other, current.username))
+        with self._connect(self._admin_login) as conn:
+            try:
+                if not self._check_account(conn, base, may_be_absent=True):
+                    raise SecretNotRotatable(f"the base account {self._describe(base)} does not exist")
+                if not self._check_account(conn, clone, may_be_absent=True):
+                    return []
+                base_grants = self._normalised_grants(conn, base)
+                clone_grants = self._normalised_grants(conn, clone)
+            except pymysql.MySQLError as exc:
+                raise _translate(exc, f"comparing the grants of {base!r} and {clone!r}") from exc
+        return ([f"{clone!r} lacks {grant}" for grant in sorted(base_grants - clone_grants)]
+                + [f"{clone!r} has {grant}; {base!r} has not"
+                   for grant in sorted(clone_grants - base_grants)])
+
+    def _normalised_grants(self, conn: Any, username: str) -> set[str]:
+        """The account's ``SHOW GRANTS`` lines without its own name and password hash."""
+        grantee = _grantee(username, self._host)
+        lines = _query(conn, f"SHOW GRANTS FOR {self._account(conn, username)}")
+        normalised = set()
+        for row in lines:
+            line = _IDENTIFIED_BY_HASH.sub("", str(row[0]))
+            normalised.add(line.replace(f" TO {grantee}", "").replace(f" FOR {grantee}", "")
+                           .strip())
+        return normalised
 
     def apply(self, current: Credential, new: Credential) -> None:
         """Give ``new``'s account (creating the clone if needed) ``new``'s password, unlocked.

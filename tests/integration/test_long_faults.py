@@ -24,13 +24,11 @@ import json
 import os
 import signal
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from azure.keyvault.secrets import SecretClient
 
@@ -40,73 +38,17 @@ from rotation.journal.model import RotationRecord, Step
 from rotation.pending import pending_name
 from rotation.settings import Settings
 from tests.integration.conftest import App, near_expiry
+from tests.support.kits import KITS, Kit, PostgresKit, Secret
 from tests.support.leaks import CapturingHandler
 from tests.support.postgres import PostgresServer, find_pg_bin, running_postgres
-from tests.support.targets import pg_target
 from tests.support.telemetry import metric_points
 from twins.keyvault import KeyVaultTwin
 
 RETRY_ATTEMPTS = 3
 MAX_ATTEMPTS = 3
-ADMIN_SECRET = "pg-admin-long-faults"
 
 
 # -- the test kit: every registered target kind and strategy runs every case --------------
-
-@dataclass
-class Secret:
-    name: str
-    role: str
-    password: str
-    version: str
-
-
-@dataclass
-class Kit:
-    """One target kind and strategy, on one database server, as the operator declares it."""
-
-    strategy: str
-    server: PostgresServer
-    kv: SecretClient
-    counter: Iterator[int]
-
-    @property
-    def target(self) -> str:
-        return f"lf-{self.strategy}"
-
-    def declaration(self) -> dict[str, Any]:
-        admin = ADMIN_SECRET if self.strategy == "alternating-users" else None
-        return pg_target(self.server, admin=admin, strategies=[self.strategy])
-
-    def make_secret(self) -> Secret:
-        # Unique per test: a clone left by an earlier test would no longer be a member of a
-        # re-created base, which the privilege-parity check rightly refuses.
-        role = f"lf_{uuid.uuid4().hex[:12]}_{next(self.counter)}"
-        password = f"First-{role}-Passw0rd"
-        self.server.create_role(role, password)
-        if self.strategy == "alternating-users":
-            _superuser(self.server, f'GRANT "{role}" TO lf_admin WITH ADMIN OPTION')
-        name = f"db-{role.replace('_', '-')}"
-        stored = self.kv.set_secret(name, json.dumps({"username": role, "password": password}),
-                                    content_type="application/json",
-                                    tags={"rotator-target": self.target})
-        return Secret(name, role, password, stored.properties.version or "")
-
-    def logs_in(self, user: str, password: str) -> bool:
-        return self.server.can_login(user, password)
-
-
-def _superuser(server: PostgresServer, statement: str) -> None:
-    with psycopg.connect(server.admin_conninfo, autocommit=True) as conn:
-        conn.execute(statement)  # type: ignore[arg-type]
-
-
-def _admin_login(server: PostgresServer, kv: SecretClient) -> None:
-    server.create_role("lf_admin", "LF-Admin-Passw0rd", createrole=True)
-    kv.set_secret(ADMIN_SECRET, json.dumps({"username": "lf_admin",
-                                            "password": "LF-Admin-Passw0rd"}),
-                  content_type="application/json")
-
 
 def _declare(monkeypatch: pytest.MonkeyPatch, *kits: Kit, **env: str) -> None:
     targets = {kit.target: kit.declaration() for kit in kits}
@@ -119,11 +61,12 @@ def _declare(monkeypatch: pytest.MonkeyPatch, *kits: Kit, **env: str) -> None:
     reset_services()
 
 
-@pytest.fixture(params=["single-user", "alternating-users"])
-def kit(request: pytest.FixtureRequest, app: App, postgres: PostgresServer, kv: SecretClient,
+@pytest.fixture(params=list(KITS))
+def kit(request: pytest.FixtureRequest, app: App, kv: SecretClient,
         monkeypatch: pytest.MonkeyPatch) -> Kit:
-    made = Kit(request.param, postgres, kv, iter(range(1_000_000)))
-    _admin_login(postgres, kv)
+    server_fixture, kit_class, strategy = KITS[request.param]
+    made = kit_class(strategy, kv, request.getfixturevalue(server_fixture))  # type: ignore[call-arg]
+    made.prepare()
     _declare(monkeypatch, made)
     return made
 
@@ -383,7 +326,7 @@ def test_a_version_written_by_hand_mid_rotation_supersedes_it_untouched(
     by_hand = "Set-By-Hand-Passw0rd"
 
     def operator_steps_in() -> None:
-        _superuser(kit.server, f"ALTER ROLE \"{secret.role}\" PASSWORD '{by_hand}'")
+        kit.set_password_by_hand(secret.role, by_hand)
         kv.set_secret(secret.name, json.dumps({"username": secret.role, "password": by_hand}),
                       content_type="application/json", tags={"rotator-target": kit.target})
 
@@ -459,12 +402,17 @@ class FlakyServer:
         self._ctl("start")
 
     def freeze(self) -> None:
-        for pid in self._pids():
-            os.kill(pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
 
     def thaw(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, which: signal.Signals) -> None:
         for pid in self._pids():
-            os.kill(pid, signal.SIGCONT)
+            try:
+                os.kill(pid, which)
+            except ProcessLookupError:
+                pass  # a backend that ended between listing and signalling
 
     def _pids(self) -> list[int]:
         pid_file = self.server.socket_dir / "data" / "postmaster.pid"
@@ -502,8 +450,8 @@ def flaky() -> Iterator[FlakyServer]:
 @pytest.fixture(params=["single-user", "alternating-users"])
 def flaky_kit(request: pytest.FixtureRequest, app: App, flaky: FlakyServer, kv: SecretClient,
               monkeypatch: pytest.MonkeyPatch) -> Iterator[Kit]:
-    made = Kit(request.param, flaky.server, kv, iter(range(1_000_000)))
-    _admin_login(flaky.server, kv)
+    made = PostgresKit(request.param, kv, flaky.server)
+    made.prepare()
     _declare(monkeypatch, made, ROTATOR_CONNECT_TIMEOUT_SECONDS="2")
     yield made
     flaky.thaw()
@@ -549,7 +497,7 @@ def test_the_health_check_finds_drift_and_changes_nothing(
     import function_app
 
     healthy, drifted = kit.make_secret(), kit.make_secret()
-    _superuser(kit.server, f"ALTER ROLE \"{drifted.role}\" PASSWORD 'Changed-0ut-Of-Band'")
+    kit.set_password_by_hand(drifted.role, "Changed-0ut-Of-Band")
     before = metric_points("rotator.credential.drift")
     function_app.credential_health(TimerRequest(past_due=False))
     lines = [r for r in captured.records() if r.get("event", "").startswith("credential drift")]

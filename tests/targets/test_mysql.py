@@ -340,3 +340,28 @@ def test_mariadb_version_string_is_what_the_capability_check_reads(mariadb: Mari
                          ssl_disabled=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT VERSION()")
         assert "MariaDB" in str(cur.fetchone()[0])
+
+
+# -- privilege parity of alternating accounts --------------------------------------------------
+
+def test_a_fresh_pair_is_at_parity_from_either_side(mariadb: MariaDBServer) -> None:
+    target, base = setup_pair(mariadb, "my_par_ok")
+    assert target.parity_differences(base) == []  # no clone yet: it will be created as a copy
+    clone = rotate(target, base)
+    assert target.parity_differences(clone) == []
+    assert target.parity_differences(base) == []
+
+
+def test_a_grant_to_one_account_only_is_named(mariadb: MariaDBServer) -> None:
+    target, base = setup_pair(mariadb, "my_par_drift")
+    clone = rotate(target, base)
+    as_root(mariadb, "CREATE DATABASE IF NOT EXISTS my_par_reports")
+    as_root(mariadb, "GRANT SELECT ON my_par_reports.* TO %s@'%%'", base.username)
+    assert target.parity_differences(clone) == [
+        "'my_par_drift_clone' lacks GRANT SELECT ON `my_par_reports`.*"]
+    as_root(mariadb, "GRANT SELECT ON my_par_reports.* TO %s@'%%'", clone.username)
+    as_root(mariadb, "ALTER USER %s@'%%' WITH MAX_QUERIES_PER_HOUR 7", clone.username)
+    found = target.parity_differences(base)
+    assert len(found) == 2, found
+    assert found[0].startswith("'my_par_drift_clone' lacks GRANT USAGE ON *.*")
+    assert "MAX_QUERIES_PER_HOUR 7" in found[1] and "'my_par_drift' has not" in found[1]
