@@ -43,6 +43,7 @@ from rotation.errors import BindingRefused
 from rotation.ids import SecretName, VaultName
 from rotation.secret_value import Credential, SecretValue
 from rotation.targets import mysql_address, pg_address
+from rotation.targets.address import AddressError
 from rotation.targets.definition import (
     TLS_MODES,
     ParityMode,
@@ -82,7 +83,7 @@ def _postgres_connection(address: str, tls: TlsSettings | None) -> Connection:
     options, chosen = pg_address.split_tls(pg_address.parse_address(address), tls)
     problems = pg_address.check_tls(options, chosen)
     if problems:
-        raise pg_address.AddressError("; ".join(problems))
+        raise AddressError("; ".join(problems))
     return options, chosen
 
 
@@ -91,7 +92,7 @@ def _mysql_connection(address: str, tls: TlsSettings | None) -> Connection:
     chosen = tls or TlsSettings()
     problems = mysql_address.check_tls(chosen)
     if problems:
-        raise mysql_address.AddressError("; ".join(problems))
+        raise AddressError("; ".join(problems))
     return options, chosen
 
 

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
+from rotation.targets.address import AddressError, query_pairs
 from rotation.targets.definition import TlsSettings
 
 SCHEME = "mysql"
@@ -49,10 +50,6 @@ _SSL_WHY = ("akv-rotator sets TLS itself from the target's tls setting "
             "(mode and caBundle); TLS options in the address are not accepted")
 
 
-class AddressError(ValueError):
-    """The address is not one akv-rotator will connect to; the message lists why."""
-
-
 def parse_address(address: str) -> dict[str, str]:
     """The connection options an address names (``host``, ``port``, ``database`` …), checked."""
     text = address.strip()
@@ -72,12 +69,7 @@ def parse_address(address: str) -> dict[str, str]:
         problems.append(f"has an invalid database name {database!r}")
     elif database:
         options["database"] = database
-    try:
-        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query),
-                          errors="strict")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise AddressError(f"has a malformed query string: {exc}") from None
-    for key, value in pairs:
+    for key, value in query_pairs(parts.query):
         _check_option(key.strip().lower(), key, value, options, problems)
     if problems:
         raise AddressError("; ".join(problems))

@@ -18,8 +18,9 @@ for a cleartext or MD5 password instead of answering it) and, over TCP with TLS,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
+from rotation.targets.address import AddressError, query_pairs
 from rotation.targets.definition import TLS_MODES, TlsSettings
 
 SCHEMES = ("postgresql", "postgres")
@@ -47,8 +48,6 @@ _REFUSED_WHY = {
 REQUIRED_AUTH = "scram-sha-256"
 
 
-class AddressError(ValueError):
-    """The address is not one akv-rotator will connect to; the message lists why."""
 
 
 def parse_address(address: str) -> dict[str, str]:
@@ -69,12 +68,7 @@ def parse_address(address: str) -> dict[str, str]:
     dbname = unquote(parts.path.lstrip("/"), errors="strict") if parts.path else ""
     if dbname:
         options["dbname"] = dbname
-    try:
-        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query),
-                          errors="strict")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise AddressError(f"has a malformed query string: {exc}") from None
-    for key, value in pairs:
+    for key, value in query_pairs(parts.query):
         _check_option(key.strip().lower(), key, value, options, problems)
     if problems:
         raise AddressError("; ".join(problems))
