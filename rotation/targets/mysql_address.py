@@ -27,7 +27,7 @@ import ssl
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
-from rotation.targets.address import AddressError, query_pairs
+from rotation.targets.address import AddressError, location, query_pairs
 from rotation.targets.definition import TlsSettings
 
 SCHEME = "mysql"
@@ -57,12 +57,7 @@ def parse_address(address: str) -> dict[str, str]:
         raise AddressError("must be a mysql:// URI (mysql://host[:port][/database])")
     parts = urlsplit(text)
     problems: list[str] = []
-    netloc = parts.netloc
-    if "@" in netloc:
-        problems.append("must not contain a user name or password (the part before '@')")
-        netloc = netloc.rsplit("@", 1)[1]
-    if parts.fragment:
-        problems.append("must not have a '#' fragment")
+    netloc = location(parts, problems)
     options = _host_and_port(unquote(netloc), problems)
     database = unquote(parts.path.lstrip("/"), errors="strict") if parts.path else ""
     if "/" in database or any(ord(ch) < 0x20 for ch in database):

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
-from rotation.targets.address import AddressError, query_pairs
+from rotation.targets.address import AddressError, location, query_pairs
 from rotation.targets.definition import TLS_MODES, TlsSettings
 
 SCHEMES = ("postgresql", "postgres")
@@ -58,12 +58,7 @@ def parse_address(address: str) -> dict[str, str]:
                            "accepted, so that every option can be checked)")
     parts = urlsplit(text)
     problems: list[str] = []
-    netloc = parts.netloc
-    if "@" in netloc:
-        problems.append("must not contain a user name or password (the part before '@')")
-        netloc = netloc.rsplit("@", 1)[1]
-    if parts.fragment:
-        problems.append("must not have a '#' fragment")
+    netloc = location(parts, problems)
     options = _hosts_and_ports(netloc, problems)
     dbname = unquote(parts.path.lstrip("/"), errors="strict") if parts.path else ""
     if dbname:
