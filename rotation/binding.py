@@ -20,6 +20,10 @@ Tags an operator sets (README "Binding a secret" documents them):
 ``rotator-grace-hours``    how long a previous credential keeps working after a
                            new version is promoted, for strategies that retire it
                            (optional: app default)
+``rotator-password-``      a password preset of :mod:`rotation.passwords`
+``alphabet``               (optional: the target's preset)
+``rotator-password-``      length of generated passwords, 16-128
+``length``                 (optional: the target's length)
 =========================  ========================================================
 
 Tags akv-rotator writes on every version it creates: ``rotator-rotation-id``,
@@ -39,6 +43,7 @@ from datetime import datetime
 
 from rotation.errors import SecretNotRotatable
 from rotation.ids import RotationId
+from rotation.passwords import MAX_LENGTH, MIN_LENGTH, PRESETS
 from rotation.secret_value import Credential, SecretValue
 
 TAG_TARGET = "rotator-target"
@@ -46,6 +51,8 @@ TAG_USERNAME = "rotator-username"
 TAG_VALIDITY_DAYS = "rotator-validity-days"
 TAG_STRATEGY = "rotator-strategy"
 TAG_GRACE_HOURS = "rotator-grace-hours"
+TAG_PASSWORD_ALPHABET = "rotator-password-alphabet"  # noqa: S105 (a tag name)
+TAG_PASSWORD_LENGTH = "rotator-password-length"  # noqa: S105 (a tag name)
 TAG_ROTATION_ID = "rotator-rotation-id"
 TAG_ROTATED_AT = "rotator-rotated-at"
 TAG_WRITTEN_BY = "rotator-written-by"
@@ -75,6 +82,8 @@ class SecretBinding:
     validity_days: int
     strategy: str | None  # None: the target's default
     grace_hours: float
+    password_preset: str | None = None  # None: the target's
+    password_length: int | None = None  # None: the target's
 
 
 def is_opted_in(tags: Mapping[str, str] | None) -> bool:
@@ -111,6 +120,8 @@ def read_binding(
         problems.append(f"strategy alternating-users switches logins, so it takes the login "
                         f"from the value; remove tag {TAG_USERNAME}")
     grace = _grace_hours(tags.get(TAG_GRACE_HOURS), default_grace_hours, problems)
+    preset = _password_preset(tags.get(TAG_PASSWORD_ALPHABET), problems)
+    length = _password_length(tags.get(TAG_PASSWORD_LENGTH), problems)
     if problems:
         raise SecretNotRotatable("secret cannot be rotated: " + "; ".join(problems))
     return SecretBinding(
@@ -119,6 +130,8 @@ def read_binding(
         validity_days=validity,
         strategy=strategy,
         grace_hours=grace,
+        password_preset=preset,
+        password_length=length,
     )
 
 
@@ -173,6 +186,27 @@ def _grace_hours(raw: str | None, default: float, problems: list[str]) -> float:
         problems.append(f"tag {TAG_GRACE_HOURS}={quote_input(raw.strip())} is outside "
                         f"0..{MAX_GRACE_HOURS}")
     return hours
+
+
+def _password_preset(raw: str | None, problems: list[str]) -> str | None:
+    preset = (raw or "").strip().lower()
+    if not preset:
+        return None
+    if preset not in PRESETS:
+        problems.append(f"tag {TAG_PASSWORD_ALPHABET}={quote_input(preset)} names no password "
+                        f"preset; presets: {', '.join(PRESETS)}")
+    return preset
+
+
+def _password_length(raw: str | None, problems: list[str]) -> int | None:
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or not MIN_LENGTH <= int(text) <= MAX_LENGTH:
+        problems.append(f"tag {TAG_PASSWORD_LENGTH}={quote_input(text)} is not a whole number "
+                        f"of characters in {MIN_LENGTH}..{MAX_LENGTH}")
+        return None
+    return int(text)
 
 
 def tags_for_new_version(

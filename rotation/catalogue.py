@@ -13,7 +13,8 @@ Whoever deploys akv-rotator declares, in ``ROTATOR_TARGETS`` (JSON) or the file 
         "secrets": ["team-a-*"],
         "vaults": ["kv-prod"],
         "strategies": ["alternating-users", "single-user"],
-        "allowPasswordRecovery": false
+        "allowPasswordRecovery": false,
+        "password": {"preset": "url-safe", "length": 40}
       }
     }
 
@@ -41,6 +42,7 @@ from rotation import telemetry
 from rotation.binding import SECRET_NAME, TARGET_ID, SecretBinding, quote_input, read_credential
 from rotation.errors import BindingRefused
 from rotation.ids import SecretName, VaultName
+from rotation.passwords import DEFAULT_POLICY, PasswordPolicy, policy_problems
 from rotation.secret_value import Credential, SecretValue
 from rotation.targets import mysql_address, pg_address
 from rotation.targets.address import AddressError
@@ -60,7 +62,7 @@ logger = logging.getLogger(__name__)
 Connection = tuple[dict[str, str], TlsSettings]
 _FIELDS = frozenset({"kind", "address", "tls", "adminSecret", "logins", "secrets", "vaults",
                      "strategies", "allowPasswordRecovery", "privilegeParity", "description",
-                     "accountHost"})
+                     "accountHost", "password"})
 _MAX_PATTERNS = 64
 
 
@@ -69,6 +71,8 @@ class TargetKind:
     """A kind of target: its module, one class per strategy, and its address rules.
 
     ``needs_admin`` lists strategies that cannot work without the target's admin secret.
+    ``password`` is the kind's default password policy (:mod:`rotation.passwords`): every
+    preset is safe in every place a database password travels, so both kinds use the default.
     ``connection`` parses and checks an address with the operator's TLS setting, raising
     ValueError with the reason; it must not import the kind's driver.
     """
@@ -77,6 +81,7 @@ class TargetKind:
     strategies: Mapping[str, str]
     connection: Callable[[str, TlsSettings | None], Connection]
     needs_admin: frozenset[str] = frozenset()
+    password: PasswordPolicy = DEFAULT_POLICY
 
 
 def _postgres_connection(address: str, tls: TlsSettings | None) -> Connection:
@@ -235,6 +240,7 @@ def _parse_target(target_id: str, spec: Any, *, vaults: tuple[VaultName, ...], b
     secrets = _patterns(spec.get("secrets"), "secrets", where, problems)
     recovery, parity = _flags(spec, where, problems)
     account_host = _account_host(spec, kind_name, where, problems)
+    password = _password(spec.get("password"), kind, where, problems)
     if kind is not None and admin is None:
         needing = [s for s in strategies if s in kind.needs_admin]
         if needing:
@@ -249,6 +255,7 @@ def _parse_target(target_id: str, spec: Any, *, vaults: tuple[VaultName, ...], b
         connection=connection, tls=chosen_tls, admin_secret=admin, logins=logins,
         secrets=secrets, vaults=target_vaults, strategies=strategies,
         allow_password_recovery=recovery, privilege_parity=parity, account_host=account_host,
+        password=password,
     )
     if admin is not None and definition.admits_secret(admin.vault, admin.name):
         problems.append(f"{where}: its admin secret {admin} matches its own secrets allowlist, "
@@ -266,6 +273,24 @@ def _flags(spec: dict[str, Any], where: str, problems: list[str]) -> tuple[bool,
     if parity not in ("refuse", "warn"):
         problems.append(f"{where}: privilegeParity must be 'refuse' or 'warn'")
     return recovery is True, "warn" if parity == "warn" else "refuse"
+
+
+def _password(raw: Any, kind: TargetKind | None, where: str,
+              problems: list[str]) -> PasswordPolicy:
+    """``password``: the target's own preset and length, over its kind's default."""
+    default = kind.password if kind is not None else DEFAULT_POLICY
+    if raw is None:
+        return default
+    if not isinstance(raw, dict) or not raw or set(raw) - {"preset", "length"}:
+        problems.append(f"{where}: password must be an object with preset and/or length")
+        return default
+    preset, length = raw.get("preset", default.preset), raw.get("length", default.length)
+    if not isinstance(preset, str) or isinstance(length, bool) or not isinstance(length, int):
+        problems.append(f"{where}: password preset must be a name and length a whole number")
+        return default
+    found = policy_problems(preset, length)
+    problems.extend(f"{where}: {problem}" for problem in found)
+    return default if found else PasswordPolicy(preset, length)
 
 
 def _account_host(spec: dict[str, Any], kind_name: Any, where: str, problems: list[str]) -> str:

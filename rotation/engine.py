@@ -236,7 +236,10 @@ class RotationEngine:
             # Stored by an attempt that died before journaling it: the same credential.
             version, ctx.pending = earlier
         else:
-            ctx.pending = Credential(ctx.target.next_username(ctx.previous), generate_password())
+            policy = ctx.definition.password.with_overrides(ctx.binding.password_preset,
+                                                            ctx.binding.password_length)
+            ctx.pending = Credential(ctx.target.next_username(ctx.previous),
+                                     generate_password(policy))
             expires = self._clock() + timedelta(days=ctx.binding.validity_days)
             version = store_pending(ctx.kv, record.secret, ctx.pending,
                                     rotation_id=record.rotation_id, expires_on=expires)

@@ -16,6 +16,10 @@ have_mariadb_server || missing+=(mariadb-server)
 command -v make >/dev/null || missing+=(make)
 command -v runuser >/dev/null || missing+=(util-linux)
 python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
+# JDBC: the password-preset tests log in through the real pgJDBC and MariaDB Connector/J.
+command -v java >/dev/null || missing+=(default-jre-headless)
+[ -e /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
+[ -e /usr/share/java/mariadb-java-client.jar ] || missing+=(libmariadb-java)
 command -v node >/dev/null || missing+=(nodejs)   # Azurite, for the journal's Table tests
 command -v npm >/dev/null || missing+=(npm)
 

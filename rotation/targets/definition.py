@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rotation.ids import SecretName, VaultName
+from rotation.passwords import DEFAULT_POLICY, PasswordPolicy
 
 TlsMode = Literal["verify-full", "verify-ca", "require", "disable"]
 TLS_MODES: tuple[TlsMode, ...] = ("verify-full", "verify-ca", "require", "disable")
@@ -64,6 +65,9 @@ class TargetDefinition:
     #: The host part of the accounts a ``mysql`` target changes (``'app'@'<account_host>'``):
     #: MySQL and MariaDB accounts are user *and* host. Other kinds leave it at its default.
     account_host: str = "%"
+    #: The preset and length of the passwords generated for this target's logins; a secret's
+    #: tags may choose another preset or length (:mod:`rotation.passwords`).
+    password: PasswordPolicy = DEFAULT_POLICY
 
     def admits_secret(self, vault: str, secret: str) -> bool:
         """May ``vault/secret`` bind to this target?"""

@@ -86,3 +86,29 @@ def test_credential_round_trip_and_shape_errors_never_echo_the_value() -> None:
         read_credential(SecretValue("{}"), "text/plain", None)
     with pytest.raises(SecretNotRotatable, match="disagrees"):
         read_credential(SecretValue('{"username": "a", "password": "p"}'), None, "b")
+
+
+def test_password_tags_choose_a_preset_and_a_length() -> None:
+    binding = read_binding({**GOOD, "rotator-password-alphabet": " Alphanumeric ",
+                            "rotator-password-length": "64"}, default_validity_days=45)
+    assert (binding.password_preset, binding.password_length) == ("alphanumeric", 64)
+    untagged = read_binding(GOOD, default_validity_days=45)
+    assert (untagged.password_preset, untagged.password_length) == (None, None)
+
+
+def test_bad_password_tags_are_refused_together_naming_the_presets() -> None:
+    tags = {**GOOD, "rotator-password-alphabet": "base64", "rotator-password-length": "12",
+            "rotator-validity-days": "never"}
+    with pytest.raises(SecretNotRotatable) as caught:
+        read_binding(tags, default_validity_days=45)
+    message = str(caught.value)
+    assert ("tag rotator-password-alphabet='base64' names no password preset; "
+            "presets: url-safe, alphanumeric") in message
+    assert "tag rotator-password-length='12' is not a whole number of characters in 16..128" in message
+    assert "rotator-validity-days" in message
+
+
+@pytest.mark.parametrize("length", ["129", "4O", "²⁰", "20.5", "-20"])
+def test_password_lengths_are_ascii_digits_in_range(length: str) -> None:
+    with pytest.raises(SecretNotRotatable, match="rotator-password-length"):
+        read_binding({**GOOD, "rotator-password-length": length}, default_validity_days=45)

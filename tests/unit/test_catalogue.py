@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from rotation.binding import read_binding
-from rotation.catalogue import TargetCatalogue
+from rotation.catalogue import KINDS, TargetCatalogue
 from rotation.errors import BindingRefused, ConfigurationError, SecretNotRotatable
 from rotation.ids import VaultName
+from rotation.passwords import PasswordPolicy
 from rotation.secret_value import Credential, SecretValue
 from rotation.settings import Settings
 from tests.support.telemetry import metric_points
@@ -155,3 +156,25 @@ def test_retired_tags_are_refused_so_nobody_is_surprised() -> None:
     with pytest.raises(SecretNotRotatable, match="rotator-address is no longer read"):
         read_binding({"rotator-target": "team-b", "rotator-address": "postgresql://evil/"},
                      default_validity_days=30)
+
+
+def test_a_target_sets_its_own_password_policy_over_the_kinds_default() -> None:
+    cat = catalogue(**{"team-b": {**TEAM_B, "password": {"preset": "alphanumeric"}},
+                       "plain": {**TEAM_B, "secrets": ["plain-*"]}})
+    assert cat.targets["team-b"].password == PasswordPolicy("alphanumeric", 40)
+    assert cat.targets["plain"].password == KINDS["postgresql"].password == PasswordPolicy()
+
+
+@pytest.mark.parametrize(("password", "problem"), [
+    ({"preset": "emoji"}, "password preset must be one of url-safe, alphanumeric"),
+    ({"length": 8}, "password length must be 16-128"),
+    ({"length": True}, "length a whole number"),
+    ({"alphabet": "abc"}, "password must be an object with preset and/or length"),
+    ("url-safe", "password must be an object with preset and/or length"),
+])
+def test_a_bad_password_policy_in_a_declaration_is_named(password: object, problem: str) -> None:
+    problems: list[str] = []
+    TargetCatalogue.parse({"team-b": {**TEAM_B, "password": password}}, vaults=VAULTS,
+                          base_dir=Path.cwd(), source="ROTATOR_TARGETS", problems=problems)
+    assert len(problems) == 1 and problems[0].startswith("ROTATOR_TARGETS: target 'team-b': ")
+    assert problem in problems[0], problems

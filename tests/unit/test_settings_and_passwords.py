@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rotation.errors import ConfigurationError
-from rotation.passwords import ALPHABET, generate_password
+from rotation.passwords import PRESETS, PasswordPolicy, generate_password
 from rotation.secret_value import SecretValue
 from rotation.settings import Settings
 
@@ -55,19 +55,41 @@ def test_vault_urls_must_be_https() -> None:
         Settings.from_env({**TARGETS, "ROTATOR_VAULTS": "kv1=http://127.0.0.1:8443"})
 
 
-def test_passwords_are_long_mixed_and_connection_string_safe() -> None:
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_draws_long_mixed_distinct_passwords(preset: str) -> None:
+    classes = PRESETS[preset].classes
     seen = set()
     for _ in range(200):
-        password = generate_password().reveal()
-        assert len(password) == 40
-        assert set(password) <= set(ALPHABET)
-        assert not set(password) & set(":\\'\"@/?#%&= ")
-        for cls in (string.ascii_lowercase, string.ascii_uppercase, string.digits, "-_.~"):
-            assert set(password) & set(cls)
+        password = generate_password(PasswordPolicy(preset, 24)).reveal()
+        assert len(password) == 24
+        assert set(password) <= set(PRESETS[preset].alphabet)
+        assert not set(password) & set(":\\'\"@/?#%&=+ $`!*;")
+        assert password[0] in string.ascii_letters
+        assert all(set(password) & set(cls) for cls in classes)
         seen.add(password)
     assert len(seen) == 200
-    with pytest.raises(ValueError, match="at least 16"):
-        generate_password(8)
+
+
+def test_the_default_policy_is_forty_url_safe_characters() -> None:
+    password = generate_password().reveal()
+    assert len(password) == 40 and set(password) <= set(PRESETS["url-safe"].alphabet)
+
+
+@pytest.mark.parametrize(("preset", "length", "problem"), [
+    ("base64", 40, "preset must be one of url-safe, alphanumeric"),
+    ("url-safe", 15, "length must be 16-128"),
+    ("alphanumeric", 129, "length must be 16-128"),
+])
+def test_a_policy_outside_the_presets_is_refused(preset: str, length: int, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        PasswordPolicy(preset, length)
+
+
+def test_overrides_keep_what_the_tags_leave_unset() -> None:
+    base = PasswordPolicy("alphanumeric", 32)
+    assert base.with_overrides(None, None) == base
+    assert base.with_overrides("url-safe", None) == PasswordPolicy("url-safe", 32)
+    assert base.with_overrides(None, 64) == PasswordPolicy("alphanumeric", 64)
 
 
 def test_secret_value_is_redacted_everywhere_but_reveal() -> None:
