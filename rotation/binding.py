@@ -232,17 +232,29 @@ def tags_for_new_version(
     return tags
 
 
+#: The field holding the secret, by value shape: a database password, or an API token.
+SECRET_FIELDS = ("password", "token")
+#: Fields naming *which* credential a token is on its server, so it can be revoked later:
+#: Jenkins has no API that lists tokens (the uuid is only ever in the create answer), and
+#: NetBox deletes tokens by id. Kept in the value, not a tag, so it travels atomically with
+#: the token it names: tags are edited apart from the value, and a tag pointing at another
+#: token would have retirement revoke the wrong one.
+REF_FIELDS = ("tokenUuid", "tokenId")
+MAX_REF = 64
+
+
 def read_credential(
     value: SecretValue, content_type: str | None, binding_username: str | None
 ) -> Credential:
-    """Decode the stored ``{"username": ..., "password": ...}`` JSON into a credential.
+    """Decode the stored JSON into a credential: ``{"username", "password"}`` for a database,
+    ``{"username", "token", "tokenUuid" | "tokenId"}`` for an API token.
 
     The error messages name what is wrong with the value's shape, never its content.
     """
     if content_type is not None and content_type.split(";")[0].strip().lower() != JSON_CONTENT_TYPE:
         raise SecretNotRotatable(  # anyone who may write the secret sets its content type
-            f"content type is {quote_input(content_type)}; rotatable database secrets are stored as "
-            f"{JSON_CONTENT_TYPE} with username and password"
+            f"content type is {quote_input(content_type)}; rotatable secrets are stored as "
+            f"{JSON_CONTENT_TYPE} with username and password (or token)"
         )
     try:
         document = json.loads(value.reveal())
@@ -250,12 +262,13 @@ def read_credential(
         raise SecretNotRotatable("the secret value is not JSON") from None
     if not isinstance(document, dict):
         raise SecretNotRotatable("the secret value must be a JSON object with username and password")
-    password = document.get("password")
+    secret_field = _secret_field(document)
+    secret = document[secret_field]
     stored_username = document.get("username")
-    if not isinstance(password, str) or not password:
-        raise SecretNotRotatable("the secret value has no string 'password'")
-    if not _encodable(password):
-        raise SecretNotRotatable("the secret value's 'password' is not valid UTF-8 text "
+    if not isinstance(secret, str) or not secret:
+        raise SecretNotRotatable(f"the secret value has no string {secret_field!r}")
+    if not _encodable(secret):
+        raise SecretNotRotatable(f"the secret value's {secret_field!r} is not valid UTF-8 text "
                                  "(a lone surrogate or a NUL character)")
     if stored_username is not None and not isinstance(stored_username, str):
         raise SecretNotRotatable("the secret value's 'username' is not a string")
@@ -270,11 +283,42 @@ def read_credential(
     username = binding_username or stored_username
     if not username:
         raise SecretNotRotatable(f"no username: set tag {TAG_USERNAME} or 'username' in the value")
-    return Credential(username=username, password=SecretValue(password))
+    ref_field, ref = _reference(document, secret_field)
+    return Credential(username=username, password=SecretValue(secret),
+                      secret_field=secret_field, ref_field=ref_field, ref=ref)
+
+
+def _secret_field(document: dict[str, object]) -> str:
+    present = [name for name in SECRET_FIELDS if name in document]
+    if len(present) != 1:
+        raise SecretNotRotatable("the secret value must hold exactly one of 'password' (a "
+                                 "database login) or 'token' (an API token)")
+    return present[0]
+
+
+def _reference(document: dict[str, object], secret_field: str) -> tuple[str | None, str | None]:
+    present = [name for name in REF_FIELDS if document.get(name) is not None]
+    if not present:
+        return None, None
+    if secret_field != SECRET_FIELDS[1] or len(present) > 1:
+        raise SecretNotRotatable(f"the secret value may name its token by one of "
+                                 f"{', '.join(REF_FIELDS)}, and only beside 'token'")
+    name, raw = present[0], document[present[0]]
+    if name == "tokenId" and isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
+        return name, str(raw)
+    if name == "tokenUuid" and isinstance(raw, str) and 0 < len(raw) <= MAX_REF and raw.isascii() \
+            and raw.replace("-", "").isalnum():
+        return name, raw
+    kind = "a positive whole number" if name == "tokenId" else f"a uuid of 1-{MAX_REF} characters"
+    raise SecretNotRotatable(f"the secret value's {name!r} must be {kind}")
 
 
 def encode_credential(credential: Credential) -> SecretValue:
-    """The JSON that goes into Key Vault, so ESO can select ``username``/``password``."""
-    return SecretValue(
-        json.dumps({"username": credential.username, "password": credential.password.reveal()})
-    )
+    """The JSON that goes into Key Vault, so ESO can select ``username`` and ``password`` (or
+    ``token``); a token's reference goes beside it."""
+    document: dict[str, object] = {"username": credential.username,
+                                   credential.secret_field: credential.password.reveal()}
+    if credential.ref_field is not None and credential.ref is not None:
+        document[credential.ref_field] = (int(credential.ref) if credential.ref_field == "tokenId"
+                                          else credential.ref)
+    return SecretValue(json.dumps(document))

@@ -39,8 +39,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rotation import telemetry
-from rotation.binding import SECRET_NAME, TARGET_ID, SecretBinding, quote_input, read_credential
-from rotation.errors import BindingRefused
+from rotation.binding import (
+    SECRET_FIELDS,
+    SECRET_NAME,
+    TARGET_ID,
+    SecretBinding,
+    quote_input,
+    read_credential,
+)
+from rotation.errors import BindingRefused, SecretNotRotatable
 from rotation.ids import SecretName, VaultName
 from rotation.passwords import DEFAULT_POLICY, PasswordPolicy, policy_problems
 from rotation.secret_value import Credential, SecretValue
@@ -53,6 +60,7 @@ from rotation.targets.definition import (
     TargetDefinition,
     TlsSettings,
 )
+from rotation.urls import UnsafeUrl, checked_https_url
 
 if TYPE_CHECKING:
     from rotation.targets.base import Target, TargetContext
@@ -62,7 +70,7 @@ logger = logging.getLogger(__name__)
 Connection = tuple[dict[str, str], TlsSettings]
 _FIELDS = frozenset({"kind", "address", "tls", "adminSecret", "logins", "secrets", "vaults",
                      "strategies", "allowPasswordRecovery", "privilegeParity", "description",
-                     "accountHost", "password"})
+                     "accountHost", "password", "exclusiveTokens"})
 _MAX_PATTERNS = 64
 
 
@@ -82,6 +90,26 @@ class TargetKind:
     connection: Callable[[str, TlsSettings | None], Connection]
     needs_admin: frozenset[str] = frozenset()
     password: PasswordPolicy = DEFAULT_POLICY
+    #: True for API tokens the server creates (:class:`~rotation.targets.base.MintingTarget`):
+    #: the value is ``{"username", "token", <ref_field>}`` and no admin login takes part.
+    mints: bool = False
+    ref_field: str | None = None   # how the value names its token, for revoking it later
+    ref_required: bool = False     # the server offers no other way to find the token
+
+    def value_problem(self, credential: Credential) -> str | None:
+        """Why ``credential``'s stored shape does not fit this kind; None when it does."""
+        wanted = SECRET_FIELDS[1] if self.mints else SECRET_FIELDS[0]  # token / password
+        if self.mints and credential.secret_field != wanted:
+            return (f"the value must be an API token: {{\"username\", \"token\", "
+                    f"\"{self.ref_field}\"}}")
+        if not self.mints and credential.secret_field != wanted:
+            return "the value must be a login: {\"username\", \"password\"}"
+        if credential.ref_field not in (None, self.ref_field):
+            return f"the value names its token by {credential.ref_field!r}; this kind uses {self.ref_field!r}"
+        if self.ref_required and credential.ref is None:
+            return (f"the value needs {self.ref_field!r} (the server has no other way to find the "
+                    "token, and the previous token could never be revoked)")
+        return None
 
 
 def _postgres_connection(address: str, tls: TlsSettings | None) -> Connection:
@@ -90,6 +118,20 @@ def _postgres_connection(address: str, tls: TlsSettings | None) -> Connection:
     if problems:
         raise AddressError("; ".join(problems))
     return options, chosen
+
+
+def _https_connection(address: str, tls: TlsSettings | None) -> Connection:
+    """An API target's root URL: ``https`` only, verified against the system trust store
+    or the operator's caBundle; the other TLS modes are not offered for tokens."""
+    chosen = tls or TlsSettings()
+    if chosen.mode != "verify-full":
+        raise AddressError(f"tls mode {chosen.mode!r} is not offered for API tokens: they are "
+                           "only sent over verified TLS (verify-full, optionally with caBundle)")
+    try:
+        root = checked_https_url(address, what="the address")
+    except UnsafeUrl as exc:
+        raise AddressError(str(exc).removeprefix("the address ")) from None
+    return {"root": root + "/"}, chosen
 
 
 def _mysql_connection(address: str, tls: TlsSettings | None) -> Connection:
@@ -114,6 +156,14 @@ KINDS: dict[str, TargetKind] = {
          "dual-password": "MySQLDualPasswordTarget"},
         _mysql_connection,
         needs_admin=frozenset({"alternating-users"}),
+    ),
+    "jenkins": TargetKind(
+        "rotation.targets.jenkins", {"overlap": "JenkinsTokenTarget"}, _https_connection,
+        mints=True, ref_field="tokenUuid", ref_required=True,
+    ),
+    "netbox": TargetKind(
+        "rotation.targets.netbox", {"overlap": "NetBoxTokenTarget"}, _https_connection,
+        mints=True, ref_field="tokenId",
     ),
 }
 
@@ -163,6 +213,13 @@ class TargetCatalogue:
                            f"secret {secret!r} is the admin secret of target "
                            f"{target.target_id!r}; it cannot rotate through its own admin path")
         credential = read_credential(value, content_type, binding.username)
+        kind = KINDS[target.kind]
+        shape = kind.value_problem(credential)
+        if shape is not None:
+            raise SecretNotRotatable(f"target {target.target_id!r} is of kind {target.kind}: {shape}")
+        if kind.mints and (binding.password_preset or binding.password_length):
+            raise SecretNotRotatable(f"target {target.target_id!r} is of kind {target.kind}, whose "
+                                     "server creates the tokens: remove the rotator-password-* tags")
         self.check_login(target, credential.username, vault=vault, secret=secret)
         return BoundSecret(binding, target, strategy, credential)
 
@@ -241,6 +298,7 @@ def _parse_target(target_id: str, spec: Any, *, vaults: tuple[VaultName, ...], b
     recovery, parity = _flags(spec, where, problems)
     account_host = _account_host(spec, kind_name, where, problems)
     password = _password(spec.get("password"), kind, where, problems)
+    exclusive = _token_fields(spec, kind_name, kind, admin, where=where, problems=problems)
     if kind is not None and admin is None:
         needing = [s for s in strategies if s in kind.needs_admin]
         if needing:
@@ -255,7 +313,7 @@ def _parse_target(target_id: str, spec: Any, *, vaults: tuple[VaultName, ...], b
         connection=connection, tls=chosen_tls, admin_secret=admin, logins=logins,
         secrets=secrets, vaults=target_vaults, strategies=strategies,
         allow_password_recovery=recovery, privilege_parity=parity, account_host=account_host,
-        password=password,
+        password=password, exclusive_tokens=exclusive,
     )
     if admin is not None and definition.admits_secret(admin.vault, admin.name):
         problems.append(f"{where}: its admin secret {admin} matches its own secrets allowlist, "
@@ -291,6 +349,23 @@ def _password(raw: Any, kind: TargetKind | None, where: str,
     found = policy_problems(preset, length)
     problems.extend(f"{where}: {problem}" for problem in found)
     return default if found else PasswordPolicy(preset, length)
+
+
+def _token_fields(spec: dict[str, Any], kind_name: Any, kind: TargetKind | None,
+                  admin: SecretRef | None, *, where: str, problems: list[str]) -> bool:
+    """What API-token kinds take and refuse; returns ``exclusiveTokens`` (Jenkins only)."""
+    mints = kind is not None and kind.mints
+    if mints and admin is not None:
+        problems.append(f"{where}: kind {kind_name} rotates a token with the token itself; "
+                        "remove adminSecret")
+    if mints and "password" in spec:
+        problems.append(f"{where}: kind {kind_name}'s server creates the tokens; remove password")
+    exclusive = spec.get("exclusiveTokens", False)
+    if "exclusiveTokens" in spec and kind_name != "jenkins":
+        problems.append(f"{where}: exclusiveTokens applies only to kind jenkins")
+    elif not isinstance(exclusive, bool):
+        problems.append(f"{where}: exclusiveTokens must be true or false")
+    return exclusive is True
 
 
 def _account_host(spec: dict[str, Any], kind_name: Any, where: str, problems: list[str]) -> str:

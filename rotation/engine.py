@@ -77,7 +77,7 @@ from rotation.recovery import Recovery
 from rotation.retry import call_with_retry, deadline
 from rotation.secret_value import Credential
 from rotation.settings import LEASE_PER_TIMEOUT, Settings
-from rotation.targets.base import Target, TargetContext
+from rotation.targets.base import MintingTarget, Target, TargetContext
 from rotation.targets.definition import SecretRef
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,10 @@ class StepObserver(Protocol):
 
     def after_journal(self, step: Step, record: RotationRecord) -> None: ...
 
+    def inside(self, step: Step, point: str, record: RotationRecord) -> None:
+        """A named point inside a step's effect (``minted``: the server answered, the
+        pending credential is not stored yet)."""
+
 
 class NoObserver:
     """The default observer: does nothing."""
@@ -106,6 +110,9 @@ class NoObserver:
         return None
 
     def after_journal(self, step: Step, record: RotationRecord) -> None:
+        return None
+
+    def inside(self, step: Step, point: str, record: RotationRecord) -> None:
         return None
 
 
@@ -189,7 +196,7 @@ class RotationEngine:
     def _steps(self, progress: _Progress, ctx: RotationContext) -> RotationRecord:
         """Run every step not yet journaled, in order; each returns its journal changes."""
         effects: tuple[tuple[Step, Callable[[RotationRecord, RotationContext], Changes]], ...] = (
-            ("prepared", self._prepare),
+            ("prepared", lambda record, ctx: self._prepare(progress, ctx)),
             ("applied", self._apply),
             ("verified", self._verify),
             ("promoted", self._promote),
@@ -221,8 +228,9 @@ class RotationEngine:
             progress.record = self._journal.advance(record, now=self._clock(), ttl=self.lease)
         return progress.record
 
-    def _prepare(self, record: RotationRecord, ctx: RotationContext) -> Changes:
+    def _prepare(self, progress: _Progress, ctx: RotationContext) -> Changes:
         """Store the new credential in Key Vault before anything else changes."""
+        record = progress.record
         latest = ctx.kv.latest(record.secret)
         if latest.version != record.from_version:
             raise SecretNotRotatable(
@@ -232,20 +240,49 @@ class RotationEngine:
         ownership = self._prove_ownership(ctx)
         self._check_parity(ctx)
         earlier = find_pending(ctx.kv, record.secret, record.rotation_id)
+        expires = self._clock() + timedelta(days=ctx.binding.validity_days)
         if earlier is not None:
             # Stored by an attempt that died before journaling it: the same credential.
             version, ctx.pending = earlier
         else:
-            policy = ctx.definition.password.with_overrides(ctx.binding.password_preset,
-                                                            ctx.binding.password_length)
-            ctx.pending = Credential(ctx.target.next_username(ctx.previous),
-                                     generate_password(policy))
-            expires = self._clock() + timedelta(days=ctx.binding.validity_days)
+            if isinstance(ctx.target, MintingTarget):
+                ctx.pending = self._mint(progress, ctx, ctx.target, expires)
+            else:
+                policy = ctx.definition.password.with_overrides(ctx.binding.password_preset,
+                                                                ctx.binding.password_length)
+                ctx.pending = Credential(ctx.target.next_username(ctx.previous),
+                                         generate_password(policy))
             version = store_pending(ctx.kv, record.secret, ctx.pending,
                                     rotation_id=record.rotation_id, expires_on=expires)
         return {"pending_secret": pending_name(record.secret), "pending_version": version,
                 "previous_username": ctx.previous.username, "ownership": ownership,
                 "target_id": ctx.definition.target_id}
+
+    def _mint(self, progress: _Progress, ctx: RotationContext, target: MintingTarget,
+              expires: datetime) -> Credential:
+        """Have the server create the new credential; journal the intent first.
+
+        An earlier attempt that journaled the same intent but stored nothing may have left a
+        credential on the server that nobody knows: the target sweeps it first, and what it
+        cannot remove is recorded for the history.
+        """
+        record = progress.record
+        name = f"akv-rotator {record.rotation_id}"
+        if record.minting == name:
+            left = target.sweep_strays(ctx.previous, name)
+            if left:
+                logger.warning("an earlier attempt minted a credential it never stored",
+                               extra={"outcome": "stray-credential", "leftovers": left})
+                progress.record = self._journal.advance(
+                    record, now=self._clock(), ttl=self.lease,
+                    leftovers="; ".join(sorted({*(record.leftovers or "").split("; "), *left}
+                                               - {""})))
+        else:
+            progress.record = self._journal.advance(record, now=self._clock(), ttl=self.lease,
+                                                    minting=name)
+        minted = target.mint(ctx.previous, name, expires)
+        self._observer.inside("prepared", "minted", progress.record)
+        return minted
 
     def _prove_ownership(self, ctx: RotationContext) -> str:
         """The secret's current credential must log in before anything changes the login.
@@ -324,18 +361,24 @@ class RotationEngine:
         """End the previous credential, unless a newer version someone wrote uses it."""
         if ctx.target.retires_previous:
             current = self._pending(record, ctx)
-            if ctx.previous.username != current.username and not self._in_use(record, ctx):
+            if ctx.previous != current and not self._in_use(record, ctx, current):
                 self._retrying(lambda: ctx.target.retire(ctx.previous, current), "retire")
         return {"status": "running" if record.status == "awaiting-retirement" else record.status}
 
-    def _in_use(self, record: RotationRecord, ctx: RotationContext) -> bool:
+    def _in_use(self, record: RotationRecord, ctx: RotationContext, current: Credential) -> bool:
         """True when Key Vault's current version is not this rotation's and holds the
-        previous login: retiring it would break a version someone else wrote."""
+        previous credential: retiring it would break a version someone else wrote.
+
+        Where the rotation switched logins, holding the previous login is enough (its
+        password may have been reset by hand); where it kept the login (tokens, dual
+        passwords), it is the previous secret itself that must not be ended."""
         latest = ctx.kv.latest(record.secret)
         if latest.tags.get(TAG_ROTATION_ID) == record.rotation_id:
             return False
         holder = read_credential(latest.value, latest.content_type, None)
-        if holder.username == ctx.previous.username:
+        switched = ctx.previous.username != current.username
+        if holder.username == ctx.previous.username and (switched
+                                                        or holder.password == ctx.previous.password):
             logger.warning("previous login kept: a newer version written outside this rotation "
                            "uses it", extra={"outcome": "retire-skipped",
                                              "current_version": latest.version})

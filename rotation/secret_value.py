@@ -46,7 +46,16 @@ class SecretValue:
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """A username and password pair as stored in Key Vault for a database login."""
+    """A login and its secret as stored in Key Vault: a database user and password, or an
+    API token and the user it authenticates as.
+
+    ``password`` holds the secret whichever it is (``secret_field`` says which the stored
+    JSON calls it); ``ref`` is the token's non-secret identity on its server (a Jenkins token
+    uuid, a NetBox token id), which revoking it needs, stored as ``ref_field``.
+    """
 
     username: str
     password: SecretValue
+    secret_field: str = "password"  # noqa: S105 (a field name)
+    ref_field: str | None = None
+    ref: str | None = None

@@ -70,6 +70,8 @@ FIELD_KINDS: dict[str, Kind] = {
     "trace_parent": "optional-text",
     "target_id": "optional-text",
     "ownership": "optional-text",
+    "minting": "optional-text",
+    "leftovers": "optional-text",
 }
 
 _CHOICES: dict[str, frozenset[str]] = {

@@ -91,6 +91,8 @@ class RotationRecord:
     trace_parent: str | None = None         # W3C traceparent of the first attempt's root span
     target_id: str | None = None            # the operator's target the secret bound to
     ownership: Ownership | None = None      # how the current credential was proven at prepare
+    minting: str | None = None              # name of a credential asked of the server (tokens)
+    leftovers: str | None = None            # credentials a crash left on the server, described
     etag: str | None = field(default=None, compare=False)  # set by the journal; opaque
 
     def with_changes(self, **changes: object) -> RotationRecord:
@@ -130,6 +132,7 @@ def public_view(record: RotationRecord) -> dict[str, object]:
         "retireAfter": iso(record.retire_after),
         "target": record.target_id,
         "ownership": record.ownership,
+        "leftovers": record.leftovers,
         "trigger": {"source": record.trigger_source, "reference": record.trigger_reference,
                     "eventType": record.trigger_event_type},
         "startedAt": iso(record.created_at),

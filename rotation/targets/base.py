@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from rotation.secret_value import Credential
 from rotation.targets.definition import TargetDefinition
@@ -62,4 +63,32 @@ class Target(Protocol):
 
     def retire(self, previous: Credential, current: Credential) -> None:
         """End ``previous`` so it no longer authenticates, never touching ``current``."""
+        ...
+
+
+@runtime_checkable
+class MintingTarget(Target, Protocol):
+    """A target whose server creates the new credential itself (an API token), so the
+    rotator cannot generate it first and store it before anything changes.
+
+    The engine narrows the gap instead: it journals the intent (the credential's ``name``,
+    derived from the rotation id) before :meth:`mint`, stores the answer as the pending
+    credential at once, and a resumed rotation reuses a stored pending credential rather
+    than minting another. A crash between the server's answer and that store leaves one
+    credential nobody knows; :meth:`sweep_strays` deals with it before minting again.
+    """
+
+    def mint(self, current: Credential, name: str, expires_on: datetime) -> Credential:
+        """Have the server create a new credential for ``current``'s user, named ``name``
+        (so a human can tell which rotation made it), authenticated by ``current``.
+        ``expires_on`` is the new Key Vault version's expiry, for servers whose tokens
+        carry one."""
+        ...
+
+    def sweep_strays(self, current: Credential, name: str) -> list[str]:
+        """Remove credentials an earlier attempt minted as ``name`` but never stored.
+
+        Returns what could not be removed (described, never a value), for the history;
+        an empty list when nothing is left behind.
+        """
         ...

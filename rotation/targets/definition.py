@@ -68,6 +68,9 @@ class TargetDefinition:
     #: The preset and length of the passwords generated for this target's logins; a secret's
     #: tags may choose another preset or length (:mod:`rotation.passwords`).
     password: PasswordPolicy = DEFAULT_POLICY
+    #: Jenkins: the service user's tokens belong to the rotator alone, so retiring may
+    #: revoke every token but the new one, leftovers of crashed attempts included.
+    exclusive_tokens: bool = False
 
     def admits_secret(self, vault: str, secret: str) -> bool:
         """May ``vault/secret`` bind to this target?"""

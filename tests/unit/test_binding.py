@@ -76,7 +76,14 @@ def test_credential_round_trip_and_shape_errors_never_echo_the_value() -> None:
     for raw, expected in [
         ("hunter2-secret", "not JSON"),
         ('["hunter2-secret"]', "JSON object"),
-        ('{"username": "app"}', "no string 'password'"),
+        ('{"username": "app"}', "exactly one of 'password'"),
+        ('{"username": "app", "password": "hunter2-secret", "token": "hunter2"}', "exactly one"),
+        ('{"username": "app", "password": ""}', "no string 'password'"),
+        ('{"username": "app", "token": "hunter2-secret", "tokenId": "7"}', "positive whole"),
+        ('{"username": "app", "token": "hunter2-secret", "tokenId": true}', "positive whole"),
+        ('{"username": "app", "token": "hunter2-secret", "tokenUuid": "a b"}', "a uuid"),
+        ('{"username": "app", "password": "hunter2-secret", "tokenUuid": "ab"}', "only beside"),
+        ('{"username": "app", "token": "hunter2", "tokenUuid": "a", "tokenId": 1}', "one of"),
         ('{"password": "hunter2-secret"}', "no username"),
     ]:
         with pytest.raises(SecretNotRotatable, match=expected) as caught:
@@ -85,7 +92,20 @@ def test_credential_round_trip_and_shape_errors_never_echo_the_value() -> None:
     with pytest.raises(SecretNotRotatable, match="content type"):
         read_credential(SecretValue("{}"), "text/plain", None)
     with pytest.raises(SecretNotRotatable, match="disagrees"):
+        read_credential(SecretValue('{"username": "a", "token": "t"}'), None, "b")
+    with pytest.raises(SecretNotRotatable, match="disagrees"):
         read_credential(SecretValue('{"username": "a", "password": "p"}'), None, "b")
+
+
+@pytest.mark.parametrize("document", [
+    {"username": "svc", "token": "11" + "ab" * 16, "tokenUuid": "7d4c-0e1f"},
+    {"username": "svc", "token": "nbt_abc.def", "tokenId": 42},
+    {"username": "svc", "token": "0123456789abcdef0123456789abcdef01234567"},
+])
+def test_token_values_round_trip_with_their_reference(document: dict[str, object]) -> None:
+    credential = read_credential(SecretValue(json.dumps(document)), "application/json", None)
+    assert credential.secret_field == "token" and credential.username == "svc"
+    assert json.loads(encode_credential(credential).reveal()) == document
 
 
 def test_password_tags_choose_a_preset_and_a_length() -> None:

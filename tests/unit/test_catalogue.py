@@ -178,3 +178,63 @@ def test_a_bad_password_policy_in_a_declaration_is_named(password: object, probl
                           base_dir=Path.cwd(), source="ROTATOR_TARGETS", problems=problems)
     assert len(problems) == 1 and problems[0].startswith("ROTATOR_TARGETS: target 'team-b': ")
     assert problem in problems[0], problems
+
+
+JENKINS = {"kind": "jenkins", "address": "https://ci.example.com/jenkins/",
+           "logins": ["svc-*"], "secrets": ["jenkins-*"], "vaults": ["kv-prod"]}
+
+
+def test_token_kinds_take_an_https_root_and_one_strategy() -> None:
+    cat = catalogue(ci=JENKINS, nb={**JENKINS, "kind": "netbox", "address": "https://nb.example.com",
+                                    "secrets": ["netbox-*"]})
+    assert cat.targets["ci"].connection == {"root": "https://ci.example.com/jenkins/"}
+    assert cat.targets["ci"].strategies == ("overlap",)
+    assert cat.targets["nb"].connection == {"root": "https://nb.example.com/"}
+    assert not cat.targets["ci"].exclusive_tokens
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"address": "http://ci.example.com/"}, "must be an https:// URL"),
+    ({"address": "ftp://ci.example.com/"}, "must be an https:// URL"),
+    ({"address": "https://svc:tok@ci.example.com/"}, "must not contain '@'"),
+    ({"address": "https://ci.example.com/?token=x"}, "must not have a query"),
+    ({"tls": {"mode": "require"}}, "tls mode 'require' is not offered for API tokens"),
+    ({"tls": {"mode": "disable"}}, "tls mode 'disable' is not offered for API tokens"),
+    ({"adminSecret": "kv-prod/ci-admin"}, "rotates a token with the token itself; remove adminSecret"),
+    ({"password": {"preset": "url-safe"}}, "creates the tokens; remove password"),
+    ({"exclusiveTokens": "yes"}, "exclusiveTokens must be true or false"),
+    ({"kind": "netbox", "exclusiveTokens": True}, "exclusiveTokens applies only to kind jenkins"),
+    ({"strategies": ["single-user"]}, "strategies 'single-user' are not among overlap"),
+])
+def test_a_bad_token_target_is_named(change: dict[str, object], problem: str) -> None:
+    problems: list[str] = []
+    TargetCatalogue.parse({"ci": {**JENKINS, **change}}, vaults=VAULTS, base_dir=Path.cwd(),
+                          source="ROTATOR_TARGETS", problems=problems)
+    assert any(problem in p for p in problems), problems
+
+
+def token_value(**fields: object) -> SecretValue:
+    return SecretValue(json.dumps({"username": "svc-ci", **fields}))
+
+
+@pytest.mark.parametrize(("value", "tags", "problem"), [
+    (token_value(password="x-Passw0rd"), {}, "the value must be an API token"),
+    (token_value(token="11" + "a" * 32), {}, "needs 'tokenUuid'"),
+    (token_value(token="nbt_k.t", tokenId=4), {}, "names its token by 'tokenId'"),
+    (token_value(token="11" + "a" * 32, tokenUuid="u-1"), {"rotator-password-length": "20"},
+     r"remove the rotator-password-\* tags"),
+])
+def test_a_token_value_of_the_wrong_shape_is_refused(value: SecretValue, tags: dict[str, str],
+                                                     problem: str) -> None:
+    cat = catalogue(ci=JENKINS)
+    binding = read_binding({"rotator-target": "ci", **tags}, default_validity_days=30)
+    with pytest.raises(SecretNotRotatable, match=problem):
+        cat.bind("kv-prod", "jenkins-svc", binding, value=value, content_type="application/json")
+
+
+def test_a_database_target_refuses_a_token_value() -> None:
+    cat = catalogue(**{"team-b": TEAM_B})
+    binding = read_binding({"rotator-target": "team-b"}, default_validity_days=30)
+    with pytest.raises(SecretNotRotatable, match=r"must be a login: \{\"username\", \"password\"\}"):
+        cat.bind("kv-prod", "team-b-app", binding, content_type="application/json",
+                 value=SecretValue(json.dumps({"username": "team_b_app", "token": "t"})))
