@@ -1,0 +1,279 @@
+"""``JenkinsTwin``: the public face of the twin, wiring store, endpoints, faults and server.
+
+A test starts one, seeds users and tokens through Python, points its HTTP client at
+``twin.url`` (the root URL, context path included) trusting ``twin.ca_path``, and asserts on
+what the controller holds afterwards (``twin.tokens(user)``) and saw (``twin.requests``).
+Everything runs in-process on background threads; ``stop()`` (or leaving the ``with`` block)
+tears it down; temporary certificates go with the object.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from twins.jenkins.api_tokens import DESCRIPTOR, ApiTokenEndpoints
+from twins.jenkins.clock import TwinClock
+from twins.jenkins.control import PREFIX, TwinControl
+from twins.jenkins.exchange import Request, Response
+from twins.jenkins.faults import Fault, FaultInjector, RequestLog
+from twins.jenkins.routes import JenkinsApp, JenkinsConfig
+from twins.jenkins.security import CrumbIssuer
+from twins.jenkins.server import TwinHTTPServer
+from twins.jenkins.store import JenkinsStore, JenkinsUser, TokenInfo
+from twins.tls import make_certificates
+
+if TYPE_CHECKING:
+    import requests
+
+
+class JenkinsTwin:
+    """An HTTPS Jenkins controller that serves the API-token endpoints and nothing else.
+
+    ``context_path`` is where Jenkins is mounted (``/`` or e.g. ``/jenkins/``). ``clock``
+    (Unix seconds) and ``tz`` decide "today" for token expiry; :meth:`advance` moves it.
+    ``admin_can_generate_new_tokens`` mirrors the JVM property of that name (off by default:
+    even an administrator cannot mint a token for another user). ``version`` is what the
+    ``X-Jenkins`` header says.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cert_dir: str | Path | None = None,
+        context_path: str = "/",
+        *,
+        clock: Callable[[], float] = time.time,
+        tz: tzinfo = UTC,
+        version: str = "2.578",
+        admin_can_generate_new_tokens: bool = False,
+    ) -> None:
+        self.host = host
+        self._port = port
+        self._cert_dir = Path(cert_dir) if cert_dir is not None else None
+        self.clock = TwinClock(clock, tz)
+        self.store = JenkinsStore(self.clock)
+        self._faults = FaultInjector()
+        self._log = RequestLog()
+        self._app = JenkinsApp(
+            JenkinsConfig(_normalise_context_path(context_path), version),
+            self.store,
+            tokens=ApiTokenEndpoints(
+                self.store, self.clock, admin_can_generate=admin_can_generate_new_tokens
+            ),
+            crumbs=CrumbIssuer(),
+            faults=self._faults,
+            log=self._log,
+        )
+        self._control = TwinControl(
+            self.store, self._faults, self._log, self.clock, root_url=lambda: self._app.root_url
+        )
+        self._server: TwinHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ca_path: Path | None = None
+
+    def __repr__(self) -> str:
+        where = self._app.root_url if self._app.base_url else "not started"
+        return f"JenkinsTwin(url={where!r})"
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> JenkinsTwin:
+        """Make certificates, bind, and serve on a background thread."""
+        if self._server is not None:
+            return self
+        if self._cert_dir is None:
+            # Removed with the object, not at stop(): a client built from this twin may
+            # outlive it and must then fail to connect, not fail to find its CA file.
+            self._cert_dir = Path(tempfile.mkdtemp(prefix="jenkins-twin-"))
+            weakref.finalize(self, shutil.rmtree, self._cert_dir, ignore_errors=True)
+        certificates = make_certificates(self._cert_dir, self.host, organization="akv-rotator Jenkins twin")
+        self._ca_path = certificates.ca_path
+        server = TwinHTTPServer((self.host, self._port), self._route, certificates.server_context())
+        self._app.base_url = _base_url(self.host, server.server_address[1])
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="jenkins-twin", daemon=True
+        )
+        self._server = server
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and cut open connections."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> JenkinsTwin:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- where it is ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The Jenkins root URL, e.g. ``https://127.0.0.1:PORT/jenkins/`` (trailing slash)."""
+        if not self._app.base_url:
+            raise RuntimeError("the twin is not started")
+        return self._app.root_url
+
+    @property
+    def control_url(self) -> str:
+        """Where the ``/_twin/`` control surface is (always at the server root)."""
+        if not self._app.base_url:
+            raise RuntimeError("the twin is not started")
+        return self._app.base_url + PREFIX
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA certificate that signed the server certificate (``verify=``)."""
+        if self._ca_path is None:
+            raise RuntimeError("the twin is not started")
+        return self._ca_path
+
+    def descriptor_url(self, user_id: str) -> str:
+        """``{root}user/{id}/descriptorByName/jenkins.security.ApiTokenProperty/``."""
+        return f"{self.url}user/{quote(user_id, safe='')}/descriptorByName/{DESCRIPTOR}/"
+
+    def session(self, user_id: str | None = None, secret: str | None = None) -> requests.Session:
+        """A ``requests.Session`` trusting this twin's CA, with Basic auth if a user is given.
+
+        ``trust_env`` is off: with it on, ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` silently win
+        over ``session.verify`` (psf/requests#3829) and a proxy from the environment could
+        capture loopback traffic.
+        """
+        import requests
+
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(self.ca_path)
+        if user_id is not None:
+            session.auth = (user_id, secret or "")
+        return session
+
+    # -- users and tokens ---------------------------------------------------------------
+
+    def add_user(
+        self,
+        user_id: str,
+        *,
+        full_name: str | None = None,
+        password: str | None = None,
+        admin: bool = False,
+        description: str | None = None,
+    ) -> JenkinsUser:
+        """Create a user (``admin`` grants Overall/Administer; ``password`` allows password Basic)."""
+        return self.store.add_user(
+            user_id, full_name=full_name, password=password, admin=admin, description=description
+        )
+
+    def add_token(
+        self,
+        user_id: str,
+        name: str = "twin token",
+        *,
+        expires: date | None = None,
+        legacy: bool = False,
+        value: str | None = None,
+        uuid: str | None = None,
+    ) -> str:
+        """Give the user a token and return its plaintext (the only copy).
+
+        By default a random ``11`` token; ``value`` fixes it (``11`` + 32 hex, like Jenkins'
+        ``addFixedToken``). ``legacy=True`` makes the pre-2.129 kind (32 hex by default, named
+        "Legacy Token", no expiry). ``uuid`` fixes the token's id (needs ``value`` or ``legacy``).
+        """
+        if legacy:
+            if expires is not None:
+                raise ValueError("legacy tokens never expire")
+            return self.store.add_legacy(user_id, value, uuid).value
+        if value is None:
+            if uuid is not None:
+                raise ValueError("a fixed uuid needs a fixed value")
+            return self.store.generate(user_id, name, expires).value
+        return self.store.add_fixed(user_id, name, value, expires, uuid).value
+
+    def tokens(self, user_id: str) -> list[TokenInfo]:
+        """The user's tokens as ``(uuid, name, expires)``, oldest first; never their values."""
+        return self.store.tokens(user_id)
+
+    def users(self) -> list[JenkinsUser]:
+        """Every user, in creation order."""
+        return self.store.users()
+
+    # -- faults and time ----------------------------------------------------------------
+
+    def inject(self, fault: Fault | None = None, /, **fields: Any) -> Fault:
+        """Arm ``fault``, or one built from ``fields`` (see :class:`~twins.jenkins.faults.Fault`)."""
+        if fault is not None and fields:
+            raise TypeError("pass a Fault or its fields, not both")
+        return self._faults.add(fault if fault is not None else Fault(**fields))
+
+    def clear_faults(self) -> int:
+        """Disarm every injected fault; returns how many were armed."""
+        return self._faults.clear()
+
+    @property
+    def faults(self) -> list[Fault]:
+        """The faults still armed (copies)."""
+        return self._faults.pending()
+
+    def now(self) -> datetime:
+        """The twin's time."""
+        return self.clock.now()
+
+    def advance(self, delta: timedelta | float = 0.0, *, days: float = 0) -> datetime:
+        """Move the twin's clock (seconds or a timedelta, plus ``days``); returns the new now."""
+        seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
+        return self.clock.advance(timedelta(days=days, seconds=seconds))
+
+    @property
+    def requests(self) -> RequestLog:
+        """Jenkins requests seen so far (control calls excluded)."""
+        return self._log
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _route(self, request: Request) -> Response:
+        """The only split between the two surfaces: ``/_twin/`` or Jenkins."""
+        if request.path.startswith(PREFIX):
+            return self._control.handle(request)
+        return self._app.handle(request)
+
+
+def _normalise_context_path(context_path: str) -> str:
+    """``jenkins``, ``/jenkins`` and ``/jenkins/`` all mean ``/jenkins/``; ``""`` means ``/``."""
+    stripped = context_path.strip("/")
+    if stripped.startswith("_twin"):
+        raise ValueError("the context path must not shadow the /_twin/ control surface")
+    return f"/{stripped}/" if stripped else "/"
+
+
+def _base_url(host: str, port: int) -> str:
+    if host in ("", "0.0.0.0"):  # noqa: S104 - reachable locally under the loopback name
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
