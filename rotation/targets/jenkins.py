@@ -32,7 +32,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from rotation.errors import AccessDenied, SecretNotRotatable, TransientError, VerificationFailed
+from rotation.errors import AccessDenied, SecretNotRotatable, VerificationFailed
 from rotation.secret_value import Credential, SecretValue
 from rotation.targets.base import TargetContext
 from rotation.targets.https_client import Answer, HttpsTarget, path_part
@@ -68,7 +68,8 @@ class JenkinsTokenTarget:
         if answer.status == 401:
             return False
         if answer.status != 200 or not isinstance(answer.body, dict):
-            raise TransientError(f"Jenkins whoAmI answered HTTP {answer.status}")
+            raise SecretNotRotatable(f"Jenkins whoAmI answered HTTP {answer.status}: is the "
+                                     "target's address Jenkins' root URL (with its context path)?")
         name = answer.body.get("name")
         if answer.body.get("anonymous") or not isinstance(name, str):
             return False

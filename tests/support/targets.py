@@ -53,11 +53,7 @@ def pg_context(postgres: PostgresServer, strategy: str = "single-user", *,
                      strategies=[strategy])
     if address is not None:
         spec["address"] = address
-    problems: list[str] = []
-    catalogue = TargetCatalogue.parse({"t": spec}, vaults=(VaultName("kv-test"),),
-                                      base_dir=Path.cwd(), source="test", problems=problems)
-    assert not problems, problems
-    return TargetContext(catalogue.targets["t"], strategy, admin, connect_timeout_seconds=3)
+    return context_of(spec, strategy, admin=admin)
 
 
 def mysql_target(mariadb: MariaDBServer, *, admin: str | None = None,
@@ -87,8 +83,26 @@ def mysql_context(mariadb: MariaDBServer, strategy: str = "single-user", *,
     spec = mysql_target(mariadb, admin="kv-test/mysql-admin" if admin else None,
                         strategies=[strategy], account_host=account_host, ca_path=ca_path,
                         address=address)
+    return context_of(spec, strategy, admin=admin)
+
+
+def token_target(kind: str, url: str, ca_path: Path | str, *, exclusive: bool | None = None,
+                 logins: list[str] | None = None, secrets: list[str] | None = None) -> dict[str, Any]:
+    """A ``jenkins`` or ``netbox`` target at ``url``, over TLS verified with ``ca_path``."""
+    target: dict[str, Any] = {
+        "kind": kind, "address": url, "tls": {"mode": "verify-full", "caBundle": str(ca_path)},
+        "logins": logins or ["*"], "secrets": secrets or [f"{kind}-*"],
+    }
+    if exclusive is not None:
+        target["exclusiveTokens"] = exclusive
+    return target
+
+
+def context_of(spec: dict[str, Any], strategy: str, *, admin: Credential | None = None,
+               timeout: float = 3) -> TargetContext:
+    """A target context as the engine builds it, from ``spec`` parsed like the operator's."""
     problems: list[str] = []
     catalogue = TargetCatalogue.parse({"t": spec}, vaults=(VaultName("kv-test"),),
                                       base_dir=Path.cwd(), source="test", problems=problems)
     assert not problems, problems
-    return TargetContext(catalogue.targets["t"], strategy, admin, connect_timeout_seconds=3)
+    return TargetContext(catalogue.targets["t"], strategy, admin, connect_timeout_seconds=timeout)
