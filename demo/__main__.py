@@ -11,9 +11,13 @@ What happens, in order:
 4. the rotator changes the password, proves the new one logs in, and stores it as a new
    Key Vault version with a fresh expiry; the twin's ``SecretNewVersionCreated`` for that
    write comes back to the function and is recognised as the rotator's own;
-5. an operator rotates again through ``POST /api/secrets/app-db-credentials/rotate``.
+5. an operator rotates again through ``POST /api/secrets/app-db-credentials/rotate``;
+6. on the Jenkins twin, a near-expiry event has the rotator mint a new API token as the
+   service user itself; both tokens work during the grace period, after which the timer's
+   sweep revokes the old one (``demo/jenkins_story.py``).
 
-No password is ever printed: the proof is that the old one is refused and the new one is not.
+No password or token is ever printed: the proof is that the old one is refused and the new
+one is not.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ import azure.functions as func
 from azure.functions import meta
 from azure.functions.eventgrid import EventGridEventInConverter
 
+from demo import jenkins_story
 from demo.embedded_pg import EmbeddedPostgres, embedded_postgres
 from rotation.passwords import generate_password
+from twins.jenkins import JenkinsTwin
 from twins.keyvault import KeyVaultTwin
 
 SECRET_NAME = "app-db-credentials"  # noqa: S105 - a secret's name, not its value
@@ -53,12 +59,14 @@ def main() -> int:
     logging.getLogger().addHandler(logging.FileHandler(log_path))
     pg_dir = Path(tempfile.mkdtemp(prefix="akv-rotator-demo-pg-"))
     shutil.rmtree(pg_dir)
-    say("akv-rotator demo: a Key Vault near-expiry event rotates a PostgreSQL password\n")
-    with embedded_postgres(pg_dir) as pg, KeyVaultTwin(cert_dir=WORK_DIR / "twin") as twin:
-        return run(pg, twin, log_path)
+    say("akv-rotator demo: Key Vault near-expiry events rotate a PostgreSQL password and a "
+        "Jenkins API token\n")
+    with embedded_postgres(pg_dir) as pg, KeyVaultTwin(cert_dir=WORK_DIR / "twin") as twin, \
+            JenkinsTwin(cert_dir=WORK_DIR / "jenkins") as jenkins:
+        return run(pg, twin, jenkins, log_path)
 
 
-def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
+def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, jenkins: JenkinsTwin, log_path: Path) -> int:
     first_password = generate_password().reveal()
     pg.create_login(ROLE, first_password)
     say(f"1. embedded PostgreSQL is up (socket {pg.socket_dir}); role {ROLE} created; the "
@@ -77,7 +85,7 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
         "ROTATOR_TARGETS": json.dumps({TARGET_ID: {
             "kind": "postgresql", "address": pg.address,
             "logins": [ROLE], "secrets": [SECRET_NAME],
-        }}),
+        }, jenkins_story.TARGET_ID: jenkins_story.jenkins_target(jenkins)}),
     })
     (WORK_DIR / "journal.db").unlink(missing_ok=True)
     import function_app  # the real app, imported only now that its settings exist
@@ -145,11 +153,17 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, log_path: Path) -> int:
     third_ok = pg.login_works(ROLE, json.loads(client.get_secret(SECRET_NAME).value or "{}")["password"])
     say(f"   newest password logs in: {_yes(third_ok)}")
 
+    def deliver(name: str) -> None:
+        function_app.keyvault_events(_as_worker_event(
+            twin.emit(name, "Microsoft.KeyVault.SecretNearExpiry")))
+
+    token_ok = jenkins_story.run(jenkins, client, function_app, deliver, say)
+
     steps = _step_lines(log_path)
     say(f"\nStructured logs: {log_path} ({steps} step lines, e.g.)")
     for line in _sample_lines(log_path):
         say("   " + line)
-    ok = old_refused and new_accepted and third_ok and response.status_code == 200
+    ok = old_refused and new_accepted and third_ok and response.status_code == 200 and token_ok
     say("\nDemo " + ("succeeded." if ok else "FAILED."))
     return 0 if ok else 1
 
