@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,38 +12,15 @@ from typing import Any
 import pytest
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.twins.standalone import running_cli
 
 
 @pytest.fixture
 def standalone(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """The CLI on a free port with a context path; yields the process and its first stdout line."""
-    environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "twins.jenkins",
-            "--port",
-            "0",
-            "--cert-dir",
-            str(tmp_path / "certs"),
-            "--context-path",
-            "/jenkins/",
-        ],
-        cwd=REPO_ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    try:
-        yield process, process.stdout.readline()
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=10)
+    arguments = ["--port", "0", "--cert-dir", str(tmp_path / "certs"), "--context-path", "/jenkins/"]
+    with running_cli("twins.jenkins", *arguments) as (process, stdout):
+        yield process, stdout.readline()
 
 
 def _session(ca: str, user: str | None = None, secret: str | None = None) -> requests.Session:

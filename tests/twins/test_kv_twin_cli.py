@@ -2,55 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from azure.keyvault.secrets import SecretClient
 
+from tests.twins.standalone import running_cli
 from twins.keyvault import TwinCredential
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def standalone(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "twins.keyvault",
-            "--port",
-            "0",
-            "--cert-dir",
-            str(tmp_path / "certs"),
-            "--vault-name",
-            "kv-cli",
-            "--token",
-            "cli-token",
-        ],
-        cwd=REPO_ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    printed: dict[str, str] = {}
-    for _ in range(4):
-        key, _, value = process.stdout.readline().strip().partition("=")
-        printed[key] = value
-    try:
+    certs = str(tmp_path / "certs")
+    arguments = ["--port", "0", "--cert-dir", certs, "--vault-name", "kv-cli", "--token", "cli-token"]
+    with running_cli("twins.keyvault", *arguments) as (process, stdout):
+        printed: dict[str, str] = {}
+        for _ in range(4):
+            key, _, value = stdout.readline().strip().partition("=")
+            printed[key] = value
         yield process, printed
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=10)
 
 
 def test_standalone_twin_serves_the_sdk_and_stops_on_sigterm(

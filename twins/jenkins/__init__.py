@@ -43,7 +43,9 @@ auth, crumbs), ``api_tokens`` (the web methods), ``routes`` (filter chain and ro
 Jenkins surface), ``answers``/``wire``/``pages`` (status + headers, JSON, HTML), ``faults``
 (fault injection, request log), ``control`` (the ``/_twin`` surface), ``exchange`` (request
 and response values), ``server`` (HTTPS), ``twin`` (the facade), ``__main__`` (CLI). TLS
-certificates come from :mod:`twins.tls`. Nothing here imports ``rotation`` or ``handlers``.
+certificates come from :mod:`twins.tls`; the plumbing shared with the Key Vault twin (threaded
+TLS server, fault arming and timing, request log, start/stop, the CLI's serve loop) from
+:mod:`twins.http`. Nothing here imports ``rotation``, ``handlers`` or the Azure SDK.
 """
 
 from twins.jenkins.clock import TwinClock

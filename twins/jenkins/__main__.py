@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
-from types import FrameType
 
+from twins.http.cli import configure_logging, serve_until_signalled
 from twins.jenkins.twin import JenkinsTwin
 
 
@@ -43,26 +40,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the twin, print one JSON line saying how to reach it, and block until a signal."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_level)
     if args.user.lower() == args.other_user.lower():
         _parser().error("--user and --other-user must differ")
     twin = JenkinsTwin(host=args.host, port=args.port, cert_dir=args.cert_dir, context_path=args.context_path)
     twin.add_user(args.user)
     twin.add_user(args.other_user)
     token = twin.add_token(args.user, args.token_name)
-    stop = threading.Event()
 
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    twin.start()
-    try:
+    def announce() -> None:
         line = {
             "url": twin.url,
             "user": args.user,
@@ -71,12 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ca": str(twin.ca_path),
         }
         sys.stdout.write(json.dumps(line) + "\n")
-        sys.stdout.flush()
-        while not stop.wait(0.5):
-            pass
-    finally:
-        twin.stop()
-    return 0
+
+    return serve_until_signalled(twin, announce)
 
 
 if __name__ == "__main__":

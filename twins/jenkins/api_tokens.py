@@ -100,14 +100,7 @@ class ApiTokenEndpoints:
 
     def revoke(self, call: TokenCall) -> Response:
         """``doRevoke``: an unknown uuid is not an error, so revoking twice is fine."""
-        denied = _check_administer(call)
-        if denied is not None:
-            return denied
-        token_uuid = call.request.param("tokenUuid")
-        if token_uuid is None or not token_uuid.strip():
-            return answers.send_error(400, call.request.path, "The tokenUuid cannot be empty")
-        self._store.revoke(call.owner.id, token_uuid)
-        return answers.ok()
+        return _with_token_uuid(call, self._store.revoke)
 
     def revoke_all(self, call: TokenCall) -> Response:
         """``doRevokeAll`` (``@Restricted(NoExternalUse)`` restricts Java callers, not HTTP)."""
@@ -119,14 +112,7 @@ class ApiTokenEndpoints:
 
     def revoke_all_except(self, call: TokenCall) -> Response:
         """``doRevokeAllExcept``: keeps one token; an unknown uuid keeps none."""
-        denied = _check_administer(call)
-        if denied is not None:
-            return denied
-        token_uuid = call.request.param("tokenUuid")
-        if token_uuid is None or not token_uuid.strip():
-            return answers.send_error(400, call.request.path, "The tokenUuid cannot be empty")
-        self._store.revoke_all_except(call.owner.id, token_uuid)
-        return answers.ok()
+        return _with_token_uuid(call, self._store.revoke_all_except)
 
     def rename(self, call: TokenCall) -> Response:
         """``doRename``: every refusal after the permission check is a 200 errorJSON."""
@@ -180,3 +166,19 @@ def _check_administer(call: TokenCall) -> Response | None:
     if user is not None and (user.admin or user.id.lower() == call.owner.id.lower()):
         return None
     return answers.access_denied(call.caller.name, answers.ADMINISTER)
+
+
+def _with_token_uuid(call: TokenCall, action: Callable[[str, str], object]) -> Response:
+    """Permission, a non-blank ``tokenUuid`` (400 otherwise), ``action(owner, uuid)``, empty 200.
+
+    ``doRevoke`` and ``doRevokeAllExcept`` check the same things in the same order and differ
+    only in the store call, so the order lives here once.
+    """
+    denied = _check_administer(call)
+    if denied is not None:
+        return denied
+    token_uuid = call.request.param("tokenUuid")
+    if token_uuid is None or not token_uuid.strip():
+        return answers.send_error(400, call.request.path, "The tokenUuid cannot be empty")
+    action(call.owner.id, token_uuid)
+    return answers.ok()

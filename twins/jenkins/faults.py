@@ -11,18 +11,19 @@ would. With ``after_processing`` the request is served first and only its answer
 (or delayed): the lost response of ``generateNewToken``, where the token exists but its
 plaintext never reached the client. ``/_twin`` control calls never consume a fault and are
 not logged.
+
+Arming, consuming, timing and the log itself are shared with the Key Vault twin
+(:mod:`twins.http.faults`, :mod:`twins.http.request_log`); this module holds what is Jenkins':
+the fault's fields and filters, and what a recorded request keeps.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, overload
+from typing import Any
 
-DROP_CONNECTION = 0
-ANSWER_NORMALLY = 200  # with delay_seconds: the real answer, late
-MAX_DELAY_SECONDS = 60.0
+from twins.http import faults, request_log
 
 
 @dataclass
@@ -40,17 +41,7 @@ class Fault:
     retry_after: int | str | None = None
 
     def __post_init__(self) -> None:
-        if self.status == ANSWER_NORMALLY:
-            if self.delay_seconds <= 0:
-                raise ValueError("status 200 answers normally, so it needs delay_seconds")
-        elif self.status != DROP_CONNECTION and not 400 <= self.status <= 599:
-            raise ValueError(
-                "fault status must be 0 (drop the connection), 400-599, or 200 with delay_seconds"
-            )
-        if not 0 <= self.delay_seconds <= MAX_DELAY_SECONDS:
-            raise ValueError(f"fault delay_seconds must be 0-{MAX_DELAY_SECONDS:g}")
-        if self.count < 1:
-            raise ValueError("fault count must be at least 1")
+        faults.check_fault(self.status, self.count, self.delay_seconds)
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Fault:
@@ -79,41 +70,7 @@ class Fault:
         return asdict(self)
 
 
-class FaultInjector:
-    """Armed faults, consumed first-in first-out by matching requests."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: list[Fault] = []
-
-    def add(self, fault: Fault) -> Fault:
-        """Arm a fault behind any already armed."""
-        with self._lock:
-            self._faults.append(fault)
-        return fault
-
-    def clear(self) -> int:
-        """Disarm everything; returns how many faults were armed."""
-        with self._lock:
-            cleared = len(self._faults)
-            self._faults.clear()
-            return cleared
-
-    def take(self, method: str, path: str) -> Fault | None:
-        """Consume one use of the first matching fault, if any (a copy of it)."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.matches(method, path):
-                    fault.count -= 1
-                    if fault.count == 0:
-                        self._faults.remove(fault)
-                    return Fault(**{**asdict(fault), "count": 1})
-        return None
-
-    def pending(self) -> list[Fault]:
-        """The faults still armed (copies)."""
-        with self._lock:
-            return [Fault(**asdict(f)) for f in self._faults]
+FaultInjector = faults.FaultInjector[Fault]
 
 
 @dataclass(frozen=True)
@@ -129,44 +86,4 @@ class RecordedRequest:
     status: int
 
 
-class RequestLog(Sequence[RecordedRequest]):
-    """Append-only, thread-safe list of :class:`RecordedRequest` for test assertions."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: list[RecordedRequest] = []
-
-    def append(self, item: RecordedRequest) -> None:
-        """Record a request once its answer is decided."""
-        with self._lock:
-            self._items.append(item)
-
-    def clear(self) -> None:
-        """Forget everything recorded so far."""
-        with self._lock:
-            self._items.clear()
-
-    def snapshot(self) -> list[RecordedRequest]:
-        """A plain list copy, stable while the server keeps recording."""
-        with self._lock:
-            return list(self._items)
-
-    @overload
-    def __getitem__(self, index: int) -> RecordedRequest: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[RecordedRequest]: ...
-
-    def __getitem__(self, index: int | slice) -> RecordedRequest | list[RecordedRequest]:
-        with self._lock:
-            return self._items[index]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    def __iter__(self) -> Iterator[RecordedRequest]:
-        return iter(self.snapshot())
-
-    def __repr__(self) -> str:
-        return f"RequestLog({self.snapshot()!r})"
+RequestLog = request_log.RequestLog[RecordedRequest]

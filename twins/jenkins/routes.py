@@ -23,21 +23,14 @@ has nothing. Every answer carries ``X-Jenkins: <version>`` as a real controller'
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from twins.http.faults import DROP_CONNECTION, fault_answers
 from twins.jenkins import answers, wire
 from twins.jenkins.api_tokens import DESCRIPTOR, ApiTokenEndpoints, TokenCall
 from twins.jenkins.exchange import Request, Response
-from twins.jenkins.faults import (
-    ANSWER_NORMALLY,
-    DROP_CONNECTION,
-    Fault,
-    FaultInjector,
-    RecordedRequest,
-    RequestLog,
-)
+from twins.jenkins.faults import Fault, FaultInjector, RecordedRequest, RequestLog
 from twins.jenkins.security import CRUMB_FIELD, BadCredentials, Caller, CrumbIssuer, authenticate
 from twins.jenkins.store import JenkinsStore
 
@@ -82,28 +75,16 @@ class JenkinsApp:
         """Answer one request; never raises for anything a client can send."""
         fault = self.faults.take(request.method, request.path)
         caller: Caller | None = None
-        if fault is not None:
-            logger.info(
-                "injecting fault method=%s path=%s status=%d after_processing=%s",
-                request.method,
-                request.path,
-                fault.status,
-                fault.after_processing,
-            )
-        if fault is not None and not fault.after_processing:
-            time.sleep(fault.delay_seconds)
-            if fault.status != ANSWER_NORMALLY:
-                return self._record(request, None, _fault_response(fault, request.path))
+        if fault is not None and fault_answers(fault, processed=False):
+            return self._record(request, None, _fault_response(fault, request.path))
         try:
             caller, response = self._serve(request)
         except Exception:
             # A twin bug must still look like a server failure to the client, not a hang-up.
             logger.exception("twin failed method=%s path=%s", request.method, request.path)
             response = answers.oops("twin-failure")
-        if fault is not None and fault.after_processing:
-            time.sleep(fault.delay_seconds)
-            if fault.status != ANSWER_NORMALLY:
-                response = _fault_response(fault, request.path)
+        if fault is not None and fault_answers(fault, processed=True):
+            response = _fault_response(fault, request.path)
         return self._record(request, caller, response)
 
     # -- the chain ----------------------------------------------------------------------

@@ -9,18 +9,15 @@ tears it down; temporary certificates go with the object.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import threading
+import ssl
 import time
-import weakref
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from twins.http.lifecycle import HTTPSTwin
 from twins.jenkins.api_tokens import DESCRIPTOR, ApiTokenEndpoints
 from twins.jenkins.clock import TwinClock
 from twins.jenkins.control import PREFIX, TwinControl
@@ -30,20 +27,20 @@ from twins.jenkins.routes import JenkinsApp, JenkinsConfig
 from twins.jenkins.security import CrumbIssuer
 from twins.jenkins.server import TwinHTTPServer
 from twins.jenkins.store import JenkinsStore, JenkinsUser, TokenInfo
-from twins.tls import make_certificates
 
 if TYPE_CHECKING:
     import requests
 
 
-class JenkinsTwin:
+class JenkinsTwin(HTTPSTwin):
     """An HTTPS Jenkins controller that serves the API-token endpoints and nothing else.
 
     ``context_path`` is where Jenkins is mounted (``/`` or e.g. ``/jenkins/``). ``clock``
     (Unix seconds) and ``tz`` decide "today" for token expiry; :meth:`advance` moves it.
     ``admin_can_generate_new_tokens`` mirrors the JVM property of that name (off by default:
     even an administrator cannot mint a token for another user). ``version`` is what the
-    ``X-Jenkins`` header says.
+    ``X-Jenkins`` header says. Start, stop, ``with`` and ``ca_path`` come from
+    :class:`~twins.http.lifecycle.HTTPSTwin`.
     """
 
     def __init__(
@@ -58,9 +55,14 @@ class JenkinsTwin:
         version: str = "2.578",
         admin_can_generate_new_tokens: bool = False,
     ) -> None:
-        self.host = host
-        self._port = port
-        self._cert_dir = Path(cert_dir) if cert_dir is not None else None
+        super().__init__(
+            host,
+            port,
+            cert_dir,
+            thread_name="jenkins-twin",
+            cert_prefix="jenkins-twin-",
+            organization="akv-rotator Jenkins twin",
+        )
         self.clock = TwinClock(clock, tz)
         self.store = JenkinsStore(self.clock)
         self._faults = FaultInjector()
@@ -78,78 +80,31 @@ class JenkinsTwin:
         self._control = TwinControl(
             self.store, self._faults, self._log, self.clock, root_url=lambda: self._app.root_url
         )
-        self._server: TwinHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._ca_path: Path | None = None
 
     def __repr__(self) -> str:
         where = self._app.root_url if self._app.base_url else "not started"
         return f"JenkinsTwin(url={where!r})"
 
-    # -- lifecycle --------------------------------------------------------------------
+    # -- lifecycle (the rest is HTTPSTwin's) ------------------------------------------
 
-    def start(self) -> JenkinsTwin:
-        """Make certificates, bind, and serve on a background thread."""
-        if self._server is not None:
-            return self
-        if self._cert_dir is None:
-            # Removed with the object, not at stop(): a client built from this twin may
-            # outlive it and must then fail to connect, not fail to find its CA file.
-            self._cert_dir = Path(tempfile.mkdtemp(prefix="jenkins-twin-"))
-            weakref.finalize(self, shutil.rmtree, self._cert_dir, ignore_errors=True)
-        certificates = make_certificates(self._cert_dir, self.host, organization="akv-rotator Jenkins twin")
-        self._ca_path = certificates.ca_path
-        server = TwinHTTPServer((self.host, self._port), self._route, certificates.server_context())
-        self._app.base_url = _base_url(self.host, server.server_address[1])
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="jenkins-twin", daemon=True
-        )
-        self._server = server
-        self._thread.start()
-        return self
+    def _make_server(self, address: tuple[str, int], context: ssl.SSLContext) -> TwinHTTPServer:
+        return TwinHTTPServer(address, self._route, context)
 
-    def stop(self) -> None:
-        """Stop serving and cut open connections."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> JenkinsTwin:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _on_bound(self, base_url: str) -> None:
+        self._app.base_url = base_url
 
     # -- where it is ------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The Jenkins root URL, e.g. ``https://127.0.0.1:PORT/jenkins/`` (trailing slash)."""
-        if not self._app.base_url:
-            raise RuntimeError("the twin is not started")
+        self._started_url()  # raises before start()
         return self._app.root_url
 
     @property
     def control_url(self) -> str:
         """Where the ``/_twin/`` control surface is (always at the server root)."""
-        if not self._app.base_url:
-            raise RuntimeError("the twin is not started")
-        return self._app.base_url + PREFIX
-
-    @property
-    def ca_path(self) -> Path:
-        """The CA certificate that signed the server certificate (``verify=``)."""
-        if self._ca_path is None:
-            raise RuntimeError("the twin is not started")
-        return self._ca_path
+        return self._started_url() + PREFIX
 
     def descriptor_url(self, user_id: str) -> str:
         """``{root}user/{id}/descriptorByName/jenkins.security.ApiTokenProperty/``."""
@@ -267,13 +222,3 @@ def _normalise_context_path(context_path: str) -> str:
     if stripped.startswith("_twin"):
         raise ValueError("the context path must not shadow the /_twin/ control surface")
     return f"/{stripped}/" if stripped else "/"
-
-
-def _base_url(host: str, port: int) -> str:
-    if host in ("", "0.0.0.0"):  # noqa: S104 - reachable locally under the loopback name
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"https://{host}:{port}"

@@ -13,7 +13,9 @@ Modules: ``store`` (vault state and rules), ``wire`` (JSON shapes), ``errors`` (
 error bodies), ``parsing`` (request bodies and headers), ``routes`` (auth challenge, faults,
 routing, admin API), ``server`` (HTTPS), ``events`` (Event Grid events and delivery),
 ``faults`` (fault injection, request log), ``tls`` (certificates), ``credential`` (SDK
-credential), ``twin`` (the facade), ``__main__`` (standalone CLI).
+credential), ``twin`` (the facade), ``__main__`` (standalone CLI). What the Jenkins twin also
+needs (the threaded TLS server, fault arming and timing, the request log, start/stop, the
+CLI's serve loop) is in :mod:`twins.http`; these modules hold what is Key Vault's.
 """
 
 from twins.keyvault.credential import TwinCredential

@@ -9,13 +9,10 @@ serves until SIGINT or SIGTERM. Every printed line is ``key=value`` (url, ca, to
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
-from types import FrameType
 
+from twins.http.cli import configure_logging, serve_until_signalled
 from twins.keyvault.twin import KeyVaultTwin
 
 
@@ -45,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the twin, print how to reach it, and block until a stop signal."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(args.log_level)
     twin = KeyVaultTwin(
         vault_name=args.vault_name,
         host=args.host,
@@ -57,15 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         subscription_id=args.subscription_id,
         resource_group=args.resource_group,
     )
-    stop = threading.Event()
 
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    twin.start()
-    try:
+    def announce() -> None:
         print(f"url={twin.url}")
         print(f"ca={twin.ca_path}")
         print(f"topic={twin.topic}")
@@ -73,12 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f'hint=SecretClient("{twin.url}", credential, connection_verify="{twin.ca_path}", '
             "verify_challenge_resource=False)"
         )
-        sys.stdout.flush()
-        while not stop.wait(0.5):
-            pass
-    finally:
-        twin.stop()
-    return 0
+
+    return serve_until_signalled(twin, announce)
 
 
 if __name__ == "__main__":

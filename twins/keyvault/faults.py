@@ -14,19 +14,20 @@ answer is the operation's own, only late (before or after the operation is carri
 
 The request log records method, path, query, whether a bearer token was presented, and the
 status returned; never headers, bodies or secret values.
+
+Arming, consuming, timing and the log itself are shared with the Jenkins twin
+(:mod:`twins.http.faults`, :mod:`twins.http.request_log`); this module holds what is Key
+Vault's: the fault's fields and error body, and what a recorded request keeps.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, overload
+from typing import Any
 
+from twins.http import faults, request_log
 from twins.keyvault.errors import DEFAULT_FAULT_ERRORS, VaultError
-
-DROP_CONNECTION = 0
-ANSWER_NORMALLY = 200  # with delay_seconds: the real answer, late
 
 
 @dataclass
@@ -45,16 +46,7 @@ class Fault:
     delay_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.status == ANSWER_NORMALLY:
-            if self.delay_seconds <= 0:
-                raise ValueError("status 200 answers normally, so it needs delay_seconds")
-        elif self.status != DROP_CONNECTION and not 400 <= self.status <= 599:
-            raise ValueError("fault status must be 0 (drop the connection), 400-599, or 200 "
-                             "with delay_seconds (answer late)")
-        if not 0 <= self.delay_seconds <= 60:
-            raise ValueError("fault delay_seconds must be 0-60")
-        if self.count < 1:
-            raise ValueError("fault count must be at least 1")
+        faults.check_fault(self.status, self.count, self.delay_seconds)
 
     def matches(self, method: str, path: str) -> bool:
         """True when the request's method and path fit this fault's filters."""
@@ -82,40 +74,7 @@ class Fault:
         return asdict(self)
 
 
-class FaultInjector:
-    """Armed faults, consumed first-in first-out by matching requests."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: list[Fault] = []
-
-    def add(self, fault: Fault) -> None:
-        """Arm a fault behind any already armed."""
-        with self._lock:
-            self._faults.append(fault)
-
-    def clear(self) -> int:
-        """Disarm everything; returns how many faults were armed."""
-        with self._lock:
-            cleared = len(self._faults)
-            self._faults.clear()
-            return cleared
-
-    def take(self, method: str, path: str) -> Fault | None:
-        """Consume one use of the first matching fault, if any."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.matches(method, path):
-                    fault.count -= 1
-                    if fault.count == 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
-
-    def pending(self) -> list[Fault]:
-        """The faults still armed (copies)."""
-        with self._lock:
-            return [Fault(**asdict(f)) for f in self._faults]
+FaultInjector = faults.FaultInjector[Fault]
 
 
 @dataclass(frozen=True)
@@ -129,44 +88,8 @@ class RecordedRequest:
     status: int = 0
 
 
-class RequestLog(Sequence[RecordedRequest]):
-    """Append-only, thread-safe list of :class:`RecordedRequest` for test assertions."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: list[RecordedRequest] = []
-
-    def append(self, item: RecordedRequest) -> None:
-        """Record a request (called by the server once the response is decided)."""
-        with self._lock:
-            self._items.append(item)
-
-    def clear(self) -> None:
-        """Forget everything recorded so far."""
-        with self._lock:
-            self._items.clear()
-
-    def snapshot(self) -> list[RecordedRequest]:
-        """A plain list copy, stable while the server keeps recording."""
-        with self._lock:
-            return list(self._items)
-
-    @overload
-    def __getitem__(self, index: int) -> RecordedRequest: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[RecordedRequest]: ...
-
-    def __getitem__(self, index: int | slice) -> RecordedRequest | list[RecordedRequest]:
-        with self._lock:
-            return self._items[index]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    def __iter__(self) -> Iterator[RecordedRequest]:
-        return iter(self.snapshot())
+class RequestLog(request_log.RequestLog[RecordedRequest]):
+    """The vault's request log; equal to any sequence with the same records, for assertions."""
 
     def __eq__(self, other: object) -> bool:
         """Compare by content, so ``twin.requests == [RecordedRequest(...), ...]`` works."""
@@ -177,6 +100,3 @@ class RequestLog(Sequence[RecordedRequest]):
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"RequestLog({self.snapshot()!r})"

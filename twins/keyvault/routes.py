@@ -18,24 +18,17 @@ recorded in the request log, which shows vault traffic only.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from twins.http.faults import DROP_CONNECTION, fault_answers
 from twins.keyvault import errors, events, parsing, wire
 from twins.keyvault.errors import VaultError
 from twins.keyvault.events import EventDispatcher
-from twins.keyvault.faults import (
-    ANSWER_NORMALLY,
-    DROP_CONNECTION,
-    Fault,
-    FaultInjector,
-    RecordedRequest,
-    RequestLog,
-)
-from twins.keyvault.store import VaultStore
+from twins.keyvault.faults import Fault, FaultInjector, RecordedRequest, RequestLog
+from twins.keyvault.store import SecretVersion, VaultStore
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +145,10 @@ class VaultApp:
         """
         if event_type not in events.SECRET_EVENT_TYPES:
             raise ValueError(f"unsupported event type {event_type!r}")
-        version = self.store.find_version(secret_name)
+        return self._publish(event_type, self.store.find_version(secret_name))
+
+    def _publish(self, event_type: str, version: SecretVersion) -> events.Event:
+        """Hand the event about ``version`` to the dispatcher (it delivers off the request thread)."""
         event = events.build_secret_event(
             event_type=event_type,
             topic=self.config.topic,
@@ -176,22 +172,10 @@ class VaultApp:
         if accepted is not None and token not in accepted:
             return False, self._challenge(errors.unauthorized_bad_token())
         fault = self.faults.take(request.method, request.path)
-        if fault is not None:
-            logger.info(
-                "injecting fault method=%s path=%s status=%d after_processing=%s",
-                request.method,
-                request.path,
-                fault.status,
-                fault.after_processing,
-            )
-        if fault is not None and not fault.after_processing:
-            time.sleep(fault.delay_seconds)
-            if fault.status != ANSWER_NORMALLY:
-                return True, _fault_response(fault)
+        if fault is not None and fault_answers(fault, processed=False):
+            return True, _fault_response(fault)
         response = self._operation(request)
-        if fault is not None and fault.after_processing:
-            time.sleep(fault.delay_seconds)
-        if fault is not None and fault.status != ANSWER_NORMALLY:
+        if fault is not None and fault_answers(fault, processed=True):
             return True, _fault_response(fault)
         return True, response
 
@@ -222,18 +206,7 @@ class VaultApp:
             nbf=fields.nbf,
             exp=fields.exp,
         )
-        self.dispatcher.publish(
-            events.build_secret_event(
-                event_type=events.NEW_VERSION_CREATED,
-                topic=self.config.topic,
-                vault_url=self.base_url,
-                vault_name=self.config.vault_name,
-                secret_name=version.name,
-                version=version.version,
-                nbf=version.nbf,
-                exp=version.exp,
-            )
-        )
+        self._publish(events.NEW_VERSION_CREATED, version)
         return Response(200, wire.secret_bundle(self.base_url, version, with_value=True))
 
     def _get_secret(self, request: _Request) -> Response:

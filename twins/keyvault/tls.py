@@ -12,9 +12,11 @@ from pathlib import Path
 from twins import tls
 from twins.tls import TwinCertificates
 
-__all__ = ["TwinCertificates", "make_certificates"]
+__all__ = ["ORGANIZATION", "TwinCertificates", "make_certificates"]
+
+ORGANIZATION = "akv-rotator Key Vault twin"
 
 
 def make_certificates(cert_dir: Path, host: str) -> TwinCertificates:
     """Write ``ca.pem`` and ``server.pem`` for ``host`` under a CA named after this twin."""
-    return tls.make_certificates(cert_dir, host, organization="akv-rotator Key Vault twin")
+    return tls.make_certificates(cert_dir, host, organization=ORGANIZATION)

@@ -8,23 +8,20 @@ leaving the ``with`` block) tears it all down; temporary certificates go with th
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import threading
+import ssl
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from twins.http.lifecycle import HTTPSTwin
 from twins.keyvault.credential import DEFAULT_TOKEN, TwinCredential
 from twins.keyvault.events import Event, EventDispatcher
 from twins.keyvault.faults import Fault, FaultInjector, RequestLog
 from twins.keyvault.routes import VaultApp, VaultConfig
 from twins.keyvault.server import TwinHTTPServer
 from twins.keyvault.store import VaultStore
-from twins.keyvault.tls import make_certificates
+from twins.keyvault.tls import ORGANIZATION
 
 if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
@@ -34,7 +31,7 @@ DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_TENANT = "12345678-1234-1234-1234-123456789012"
 
 
-class KeyVaultTwin:
+class KeyVaultTwin(HTTPSTwin):
     """An HTTPS Key Vault (secrets only) the real ``SecretClient`` can talk to.
 
     ``accepted_tokens=None`` accepts any non-empty bearer token; a set restricts it.
@@ -42,7 +39,8 @@ class KeyVaultTwin:
     name not reusable: 409 ``ObjectIsBeingDeleted``). With ``event_url`` every event is also
     POSTed there as Event Grid would. ``store`` is the vault itself, for seeding or inspecting
     state without HTTP (writes made there emit no events). ``clock`` replaces ``time.time`` for
-    the store's timestamps, delete delay and scheduled purges.
+    the store's timestamps, delete delay and scheduled purges. Start, stop, ``with`` and
+    ``ca_path`` come from :class:`~twins.http.lifecycle.HTTPSTwin`.
     """
 
     # Positional parameters kept: the signature is the contract other modules were given.
@@ -63,8 +61,15 @@ class KeyVaultTwin:
         delivery_attempts: int = 4,
         delivery_backoff: float = 0.1,
     ) -> None:
+        super().__init__(
+            host,
+            port,
+            cert_dir,
+            thread_name=f"kv-twin-{vault_name}",
+            cert_prefix="kv-twin-",
+            organization=ORGANIZATION,
+        )
         self.vault_name = vault_name
-        self.host = host
         self.topic = (
             f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
             f"/providers/Microsoft.KeyVault/vaults/{vault_name}"
@@ -72,8 +77,6 @@ class KeyVaultTwin:
         if isinstance(accepted_tokens, str):
             accepted_tokens = [accepted_tokens]  # one token, not a set of its characters
         self.accepted_tokens = frozenset(accepted_tokens) if accepted_tokens is not None else None
-        self._port = port
-        self._cert_dir = Path(cert_dir) if cert_dir is not None else None
         self.store = VaultStore(delete_delay=delete_delay, clock=clock)
         self._dispatcher = EventDispatcher(event_url, attempts=delivery_attempts, backoff=delivery_backoff)
         self._faults = FaultInjector()
@@ -85,77 +88,30 @@ class KeyVaultTwin:
             self._faults,
             self._log,
         )
-        self._server: TwinHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._ca_path: Path | None = None
 
     def __repr__(self) -> str:
         where = self._app.base_url or "not started"
         return f"KeyVaultTwin(vault_name={self.vault_name!r}, url={where!r})"
 
-    # -- lifecycle --------------------------------------------------------------------
+    # -- lifecycle (the rest is HTTPSTwin's) ------------------------------------------
 
-    def start(self) -> KeyVaultTwin:
-        """Make certificates, bind, and serve on a background thread."""
-        if self._server is not None:
-            return self
-        if self._cert_dir is None:
-            # Removed when the twin is garbage-collected (or at exit), not at stop(): a client
-            # built from this twin may outlive it and must then fail to connect, not fail to
-            # find its CA file.
-            self._cert_dir = Path(tempfile.mkdtemp(prefix="kv-twin-"))
-            weakref.finalize(self, shutil.rmtree, self._cert_dir, ignore_errors=True)
-        certificates = make_certificates(self._cert_dir, self.host)
-        self._ca_path = certificates.ca_path
-        server = TwinHTTPServer((self.host, self._port), self._app, certificates.server_context())
-        self._app.base_url = _base_url(self.host, server.server_address[1])
+    def _make_server(self, address: tuple[str, int], context: ssl.SSLContext) -> TwinHTTPServer:
+        return TwinHTTPServer(address, self._app, context)
+
+    def _on_bound(self, base_url: str) -> None:
+        self._app.base_url = base_url
         self._dispatcher.start()
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"kv-twin-{self.vault_name}",
-            daemon=True,
-        )
-        self._server = server
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        """Stop serving, cut open connections, stop event delivery."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        if self._thread is not None:
-            self._thread.join(5)
+    def _on_stopped(self) -> None:
+        """Stop event delivery once no request can publish any more."""
         self._dispatcher.stop()
-
-    def __enter__(self) -> KeyVaultTwin:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- where it is ------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """``https://host:port`` of the running twin (the vault URL for ``SecretClient``)."""
-        if not self._app.base_url:
-            raise RuntimeError("the twin is not started")
-        return self._app.base_url
-
-    @property
-    def ca_path(self) -> Path:
-        """The CA certificate that signed the server certificate (``connection_verify=``)."""
-        if self._ca_path is None:
-            raise RuntimeError("the twin is not started")
-        return self._ca_path
+        return self._started_url()
 
     def credential(self) -> TwinCredential:
         """A credential whose token this twin accepts."""
@@ -232,13 +188,3 @@ class KeyVaultTwin:
     def requests(self) -> RequestLog:
         """Vault API requests seen so far (admin calls excluded)."""
         return self._log
-
-
-def _base_url(host: str, port: int) -> str:
-    if host in ("", "0.0.0.0"):  # noqa: S104 - reachable locally under the loopback name
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"https://{host}:{port}"
