@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-deps twin clean
+.PHONY: demo test lint bench system-deps netbox-deps twin clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m demo
 
 ## test: the whole suite (real PostgreSQL and MariaDB from Debian's packages, twins over HTTPS)
-test: system-deps $(STAMP) node_modules/.bin/azurite
+test: system-deps $(STAMP) node_modules/.bin/azurite netbox-deps
 	$(BIN)/python -m pytest
 
 ## lint: ruff and mypy (the test suite runs them too)
@@ -38,6 +38,10 @@ node_modules/.bin/azurite:
 
 system-deps:
 	bash scripts/install-system-deps.sh
+
+## netbox-deps: NetBox's own Python 3.12 virtualenv for its tests, once per machine (docs/netbox-for-tests.md)
+netbox-deps: system-deps $(STAMP)
+	bash scripts/install-netbox.sh
 
 ## twin: run the Key Vault twin standalone on https://127.0.0.1:8443 for local development
 twin: $(STAMP)

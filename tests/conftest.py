@@ -11,6 +11,7 @@ from azure.keyvault.secrets._shared import http_challenge_cache
 
 from tests.support.azurite import AZURITE_TABLE, running_azurite
 from tests.support.mariadb import MariaDBServer, find_mariadb_bin, running_mariadb
+from tests.support.netbox import NetBoxServer, installed_netbox, running_netbox
 from tests.support.postgres import PostgresServer, find_pg_bin, running_postgres
 from twins.keyvault import KeyVaultTwin
 
@@ -40,6 +41,24 @@ def mariadb() -> Iterator[MariaDBServer]:
                     "found: run scripts/install-system-deps.sh (Debian package 'mariadb-server') "
                     "or set ROTATOR_TEST_MARIADB_BIN")
     with running_mariadb(binaries) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def netbox(postgres: PostgresServer) -> Iterator[NetBoxServer]:
+    """NetBox 4.7 from PyPI over HTTPS for the whole session, on the session's PostgreSQL.
+
+    Its own Python 3.12 virtualenv is built once per machine by `make netbox-deps`; the schema
+    comes from the committed dump, not 8 minutes of migrations, so it answers in about 15 s. A
+    superuser ``admin`` with a v2 token is there; see ``NetBoxServer`` for making more.
+    """
+    install = installed_netbox()
+    if install is None:
+        pytest.fail("NetBox's virtualenv is missing: run `make netbox-deps` "
+                    "(scripts/install-netbox.sh; see docs/netbox-for-tests.md)")
+    pg_bin = find_pg_bin()
+    assert pg_bin is not None  # the postgres fixture has found it
+    with running_netbox(install, postgres, pg_bin) as server:
         yield server
 
 
