@@ -119,6 +119,12 @@ class _MySQLLogins:
     Every connection uses the operator's address and TLS setting, turned into PyMySQL
     arguments by :mod:`rotation.targets.mysql_address` (an explicit TLS context that never
     falls back to cleartext).
+
+    Every read and write waits at most the connect timeout too. PyMySQL's ``connect_timeout``
+    covers only the TCP connect: without a read timeout, a server that accepts the
+    connection but never answers (frozen, a stalled host, a half-open connection) holds the
+    step for ever, past the lease, where it must fail as transient
+    (``tests/integration/test_long_faults.py``, the database frozen after a step).
     """
 
     def __init__(self, context: TargetContext) -> None:
@@ -131,6 +137,8 @@ class _MySQLLogins:
                 f"{type(exc).__name__}") from exc
         self._parameters = mysql_address.pymysql_parameters(
             definition.connection, tls, connect_timeout=max(1, round(context.connect_timeout_seconds)))
+        timeout = self._parameters["connect_timeout"]  # the address's own, when it sets one
+        self._parameters.update(read_timeout=timeout, write_timeout=timeout)
         self._admin = context.admin
         self._host = definition.account_host
 

@@ -1,7 +1,7 @@
 """The invariant under long faults: giving up must never break the current credential.
 
 Every case runs a rotation through the real Functions app against the Key Vault twin and a
-real PostgreSQL, with faults that outlast the protocol's patience: Key Vault throttling (429
+real database, with faults that outlast the protocol's patience: Key Vault throttling (429
 without Retry-After), 503s, dropped connections and lost responses on each call the rotation
 makes, at three intensities (one request; through the in-attempt retries; sustained past the
 last attempt). Then the faults are lifted, the sweeper and Event Grid's redelivery run, and
@@ -13,9 +13,9 @@ the same end-state checks hold for every case (:func:`assert_world`):
 - the previous credential retired when due (alternating users, no grace);
 - every closed record's status and ``lastError`` true to the world.
 
-Both PostgreSQL strategies run every case (the targets the test kit registers); the database
-down or frozen, versions written by hand, the secret deleted and recovered, and a step slower
-than the lease are below.
+Every kit (``tests/support/kits.py``: each target kind and strategy) runs every case; the
+database down or frozen, versions written by hand, the secret deleted and recovered, and a
+step slower than the lease are below.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from azure.keyvault.secrets import SecretClient
@@ -38,8 +38,9 @@ from rotation.journal.model import RotationRecord, Step
 from rotation.pending import pending_name
 from rotation.settings import Settings
 from tests.integration.conftest import App, near_expiry
-from tests.support.kits import KITS, Kit, PostgresKit, Secret
+from tests.support.kits import KITS, Kit, Secret, make_kit
 from tests.support.leaks import CapturingHandler
+from tests.support.mariadb import MariaDBProcess, find_mariadb_bin, mariadb_process
 from tests.support.postgres import PostgresServer, find_pg_bin, running_postgres
 from tests.support.telemetry import metric_points
 from twins.keyvault import KeyVaultTwin
@@ -64,9 +65,8 @@ def _declare(monkeypatch: pytest.MonkeyPatch, *kits: Kit, **env: str) -> None:
 @pytest.fixture(params=list(KITS))
 def kit(request: pytest.FixtureRequest, app: App, kv: SecretClient,
         monkeypatch: pytest.MonkeyPatch) -> Kit:
-    server_fixture, kit_class, strategy = KITS[request.param]
-    made = kit_class(strategy, kv, request.getfixturevalue(server_fixture))  # type: ignore[call-arg]
-    made.prepare()
+    name: str = request.param
+    made = make_kit(name, kv, request.getfixturevalue(KITS[name].server))
     _declare(monkeypatch, made)
     return made
 
@@ -303,6 +303,9 @@ class OnceAfter:
     def after_journal(self, step: Step, record: RotationRecord) -> None:
         return None
 
+    def inside(self, step: Step, point: str, record: RotationRecord) -> None:
+        return None
+
 
 @pytest.fixture
 def observe() -> Iterator[Callable[[OnceAfter], None]]:
@@ -388,12 +391,39 @@ def test_cleanup_after_promote_is_retried_never_failed(
 
 # -- the database down or frozen after each step -----------------------------------------------
 
+class FlakyDatabase(Protocol):
+    """A database server of this module's own, which tests stop, start, freeze and thaw.
+
+    ``stop`` shuts it down cleanly and ``start`` brings it back on the same port and data;
+    ``freeze`` stops its processes (SIGSTOP): connections are accepted by the kernel and
+    never answered; ``thaw`` (SIGCONT) lets them carry on.
+    """
+
+    @property
+    def server(self) -> object: ...  # what the kit is made on
+
+    @property
+    def running(self) -> bool: ...  # started (frozen or not)
+
+    def stop(self) -> None: ...
+
+    def start(self) -> None: ...
+
+    def freeze(self) -> None: ...
+
+    def thaw(self) -> None: ...
+
+
 @dataclass
-class FlakyServer:
-    """A PostgreSQL of this module's own, which tests stop, start, freeze and thaw."""
+class FlakyPostgres:
+    """The PostgreSQL of this module, through ``pg_ctl`` and signals to every process."""
 
     server: PostgresServer
     pg_bin: Path
+
+    @property
+    def running(self) -> bool:
+        return (self.server.socket_dir / "data" / "postmaster.pid").exists()
 
     def stop(self) -> None:
         self._ctl("stop", "-m", "fast")
@@ -440,37 +470,79 @@ def _options(server: PostgresServer) -> str:
 
 
 @pytest.fixture(scope="module")
-def flaky() -> Iterator[FlakyServer]:
+def flaky_postgres() -> Iterator[FlakyPostgres]:
     pg_bin = find_pg_bin()
     assert pg_bin is not None, "PostgreSQL server binaries are needed (scripts/install-system-deps.sh)"
     with running_postgres(pg_bin) as server:
-        yield FlakyServer(server, pg_bin)
+        yield FlakyPostgres(server, pg_bin)
 
 
-@pytest.fixture(params=["single-user", "alternating-users"])
-def flaky_kit(request: pytest.FixtureRequest, app: App, flaky: FlakyServer, kv: SecretClient,
-              monkeypatch: pytest.MonkeyPatch) -> Iterator[Kit]:
-    made = PostgresKit(request.param, kv, flaky.server)
-    made.prepare()
+@pytest.fixture(scope="module")
+def flaky_mariadb() -> Iterator[MariaDBProcess]:
+    binaries = find_mariadb_bin()
+    assert binaries is not None, "MariaDB server binaries are needed (scripts/install-system-deps.sh)"
+    with mariadb_process(binaries) as process:
+        yield process
+
+
+#: The module's own database for each kit's session server (KitSpec.server). A kind without
+#: one here does not run the outage cases (docs/writing-a-target.md).
+FLAKY_DATABASES = {"postgres": "flaky_postgres", "mariadb": "flaky_mariadb"}
+
+
+@dataclass
+class Flaky:
+    """A kit declared on a database of this module's own, and that database's controls."""
+
+    kit: Kit
+    database: FlakyDatabase
+
+
+@pytest.fixture
+def flaky(request: pytest.FixtureRequest, app: App, kv: SecretClient,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[Flaky]:
+    """The kit named by the test's indirect ``flaky`` parameter, on its own flaky database;
+    at teardown the database is thawed and running again, whatever the test did to it."""
+    name: str = request.param
+    database: FlakyDatabase = request.getfixturevalue(FLAKY_DATABASES[KITS[name].server])
+    made = make_kit(name, kv, database.server)
     _declare(monkeypatch, made, ROTATOR_CONNECT_TIMEOUT_SECONDS="2")
-    yield made
-    flaky.thaw()
-    if not (flaky.server.socket_dir / "data" / "postmaster.pid").exists():
-        flaky.start()
+    yield Flaky(made, database)
+    database.thaw()
+    if not database.running:
+        database.start()
 
 
-@pytest.mark.parametrize("outage", ["down", "frozen"])
-@pytest.mark.parametrize("length", ["shorter", "longer"])
-@pytest.mark.parametrize("step", ["prepared", "applied", "verified", "promoted", "propagated",
-                                  "retired", "finished"])
+OUTAGE_STEPS: list[Step] = ["prepared", "applied", "verified", "promoted", "propagated",
+                            "retired", "finished"]
+#: The steps after which each kind's database fails. PostgreSQL, the reference: every step.
+#: The others: the last step before each call the rotation makes to the database (prepared:
+#: apply; applied: verify; propagated: retire, for alternating users). After any other step
+#: the outage meets the target at the same call as after one of those, with only Key Vault
+#: steps between, which are the engine's business and the same for every kind; and each
+#: frozen case waits out the connect timeout on every try (up to 22 s a case).
+OUTAGE_STEPS_BY_SERVER: dict[str, list[Step]] = {"postgres": OUTAGE_STEPS,
+                                                 "mariadb": ["prepared", "applied", "propagated"]}
+FLAKY_KITS = [name for name in KITS if KITS[name].server in FLAKY_DATABASES]
+OUTAGE_CASES = [
+    pytest.param(name, step, length, outage, id=f"{name}-{step}-{length}-{outage}")
+    for name in FLAKY_KITS
+    for step in OUTAGE_STEPS_BY_SERVER[KITS[name].server]
+    for length in ("shorter", "longer")
+    for outage in ("down", "frozen")
+]
+
+
+@pytest.mark.parametrize(("flaky", "step", "length", "outage"), OUTAGE_CASES, indirect=["flaky"])
 def test_the_database_down_or_frozen_after_a_step(
-    app: App, twin: KeyVaultTwin, kv: SecretClient, flaky: FlakyServer, flaky_kit: Kit,
+    app: App, twin: KeyVaultTwin, kv: SecretClient, flaky: Flaky,
     observe: Callable[[OnceAfter], None], step: Step, outage: str, length: str,
 ) -> None:
     """Issue case 2: the outage starts right after ``step``'s effect and lasts one attempt
     (shorter) or past the last attempt (longer); afterwards the current version logs in."""
-    secret = flaky_kit.make_secret()
-    observe(OnceAfter(step, flaky.stop if outage == "down" else flaky.freeze))
+    database = flaky.database
+    secret = flaky.kit.make_secret()
+    observe(OnceAfter(step, database.stop if outage == "down" else database.freeze))
     event = near_expiry(twin, secret.name, secret.version)
     deliver(app, event, times=1 if length == "shorter" else MAX_ATTEMPTS)
     open_records = [r for r in records(app, secret.name) if r["status"] not in CLOSED]
@@ -478,11 +550,11 @@ def test_the_database_down_or_frozen_after_a_step(
         # Nothing can prove the current version logs in, nor put it back: kept open.
         assert open_records and open_records[0]["status"] == "needs-repair", open_records
     if outage == "down":
-        flaky.start()
+        database.start()
     else:
-        flaky.thaw()
+        database.thaw()
     recover(app, twin, event, secret.name)
-    assert_world(app, kv, flaky_kit, secret)
+    assert_world(app, kv, flaky.kit, secret)
 
 
 # -- credential health ------------------------------------------------------------------------
@@ -500,25 +572,26 @@ def test_the_health_check_finds_drift_and_changes_nothing(
     kit.set_password_by_hand(drifted.role, "Changed-0ut-Of-Band")
     before = metric_points("rotator.credential.drift")
     function_app.credential_health(TimerRequest(past_due=False))
-    lines = [r for r in captured.records() if r.get("event", "").startswith("credential drift")]
+    lines = [r for r in captured.records() if str(r.get("event", "")).startswith("credential drift")]
     assert [r["secret"] for r in lines] == [drifted.name]
     assert lines[0]["version"] == drifted.version and lines[0]["target"] == kit.target
     key = (("rotator.target", kit.target), ("rotator.vault", twin.vault_name))
     assert metric_points("rotator.credential.drift").get(key, 0) == before.get(key, 0) + 1
     summary = next(r for r in captured.records() if r.get("event") == "credential health checked")
-    assert summary["drifted"] == 1 and summary["healthy"] >= 1
+    assert summary["drifted"] == 1 and isinstance(summary["healthy"], int) and summary["healthy"] >= 1
     assert kit.logs_in(healthy.role, healthy.password)  # nothing was changed
     for secret in (healthy, drifted):
         assert len(list(kv.list_properties_of_secret_versions(secret.name))) == 1
         assert records(app, secret.name) == []
 
 
+@pytest.mark.parametrize("flaky", FLAKY_KITS, indirect=True)
 def test_repeated_repairs_keep_one_truthful_last_error(
-    app: App, twin: KeyVaultTwin, kv: SecretClient, flaky: FlakyServer, flaky_kit: Kit,
+    app: App, twin: KeyVaultTwin, kv: SecretClient, flaky: Flaky,
     observe: Callable[[OnceAfter], None],
 ) -> None:
-    secret = flaky_kit.make_secret()
-    observe(OnceAfter("applied", flaky.stop))
+    secret = flaky.kit.make_secret()
+    observe(OnceAfter("applied", flaky.database.stop))
     event = near_expiry(twin, secret.name, secret.version)
     deliver(app, event, times=MAX_ATTEMPTS)
     for _ in range(3):
@@ -527,9 +600,9 @@ def test_repeated_repairs_keep_one_truthful_last_error(
     assert record["status"] == "needs-repair"
     assert record["lastError"].count("could not prove") == 1, record["lastError"]
     assert record["lastError"].startswith("gave up after 3 attempts")
-    flaky.start()
+    flaky.database.start()
     recover(app, twin, event, secret.name)
-    assert_world(app, kv, flaky_kit, secret)
+    assert_world(app, kv, flaky.kit, secret)
 
 
 def test_a_broken_hand_written_version_supersedes_but_the_working_pending_is_kept(

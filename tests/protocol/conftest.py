@@ -1,7 +1,9 @@
-"""Workers in separate processes, a real Azure Table journal on Azurite, the twin, PostgreSQL.
+"""Workers in separate processes, a real Azure Table journal on Azurite, the twin, a database.
 
 Each test gets a fresh twin and its own journal table, and runs the Functions app in worker
-processes (``tests/support/worker.py``) that it can kill with SIGKILL mid-step.
+processes (``tests/support/worker.py``) that it can kill with SIGKILL mid-step. The database
+is a kit's (``tests/support/kits.py``): a test names the kits it runs on with an indirect
+``kit`` parameter, and the workers' ``ROTATOR_TARGETS`` declares that kit's target only.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,16 +23,13 @@ from azure.keyvault.secrets import SecretClient
 from rotation.journal import Journal, open_journal
 from rotation.journal.model import RotationRecord
 from rotation.pending import pending_name
+from tests.support.kits import KITS, Kit, Secret, make_kit
 from tests.support.leaks import Said, leaks, secret_material
 from tests.support.payloads import load_payload, retarget
-from tests.support.postgres import PostgresServer
-from tests.support.targets import DEFAULT_TARGET, pg_target, targets_setting
 from twins.keyvault import KeyVaultTwin
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 6.0  # at least 3 x the longest client timeout (2 s)
-ADMIN_SECRET = "pg-admin-faults"
-ADMIN_TARGET = "test-pg-admin"
 
 
 @pytest.fixture
@@ -40,8 +38,14 @@ def table_name() -> str:
 
 
 @pytest.fixture
-def worker_env(twin: KeyVaultTwin, azurite: str, table_name: str,
-               postgres: PostgresServer) -> dict[str, str]:
+def kit(request: pytest.FixtureRequest, kv: SecretClient) -> Kit:
+    """The kit named by the test's indirect ``kit`` parameter, prepared on its server."""
+    name: str = request.param
+    return make_kit(name, kv, request.getfixturevalue(KITS[name].server))
+
+
+@pytest.fixture
+def worker_env(twin: KeyVaultTwin, azurite: str, table_name: str, kit: Kit) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("ROTATOR_", "APPLICATIONINSIGHTS_"))}
     env.update({
@@ -63,9 +67,7 @@ def worker_env(twin: KeyVaultTwin, azurite: str, table_name: str,
         "ROTATOR_KEYVAULT_TIMEOUT_SECONDS": "2",
         "ROTATOR_GRACE_HOURS": "0",
         "ROTATOR_LOG_LEVEL": "INFO",
-        # The default target, and one with the admin the alternating-users tests create.
-        "ROTATOR_TARGETS": targets_setting(postgres, test_pg_admin=pg_target(
-            postgres, admin=ADMIN_SECRET, strategies=["alternating-users"])),
+        "ROTATOR_TARGETS": json.dumps({kit.target: kit.declaration()}),
     })
     return env
 
@@ -109,44 +111,17 @@ class Worker:
         self.output += texts
 
 
-@dataclass
-class Login:
-    """A PostgreSQL login bound to a Key Vault secret."""
-
-    name: str
-    role: str
-    password: str
-    version: str
-
-
-@pytest.fixture
-def make_login(postgres: PostgresServer, kv: SecretClient) -> Callable[..., Login]:
-    def make(tags: dict[str, str] | None = None) -> Login:
-        role = f"p_{uuid.uuid4().hex[:12]}"
-        password = f"First-{role}-Passw0rd"
-        postgres.create_role(role, password)
-        name = f"db-{role.replace('_', '-')}"
-        stored = kv.set_secret(
-            name, json.dumps({"username": role, "password": password}),
-            content_type="application/json",
-            tags={"rotator-target": DEFAULT_TARGET, **(tags or {})},
-            expires_on=datetime.now(UTC) + timedelta(days=20))
-        return Login(name, role, password, stored.properties.version or "")
-
-    return make
-
-
 @pytest.fixture
 def worker_for(worker_env: dict[str, str], twin: KeyVaultTwin, kv: SecretClient,
-               tmp_path: Path) -> Iterator[Callable[[Login], Worker]]:
-    """Workers for a login; at teardown, no secret value may appear in anything they printed."""
+               tmp_path: Path) -> Iterator[Callable[[Secret], Worker]]:
+    """Workers for a secret; at teardown, no secret value may appear in anything they printed."""
     output: list[str] = []
 
-    def make(login: Login) -> Worker:
-        payload = tmp_path / f"{login.name}.json"
+    def make(secret: Secret) -> Worker:
+        payload = tmp_path / f"{secret.name}.json"
         payload.write_text(json.dumps(retarget(load_payload("near_expiry_pascal"),
-                                               vault=twin.vault_name, secret=login.name,
-                                               version=login.version)))
+                                               vault=twin.vault_name, secret=secret.name,
+                                               version=secret.version)))
         return Worker(worker_env, payload, output)
 
     yield make
@@ -155,8 +130,8 @@ def worker_for(worker_env: dict[str, str], twin: KeyVaultTwin, kv: SecretClient,
     assert not found, f"secret values appeared in worker output: {found}"
 
 
-def only_rotation(journal: Journal, twin: KeyVaultTwin, login: Login) -> RotationRecord:
-    records = journal.for_secret(twin.vault_name, login.name)
+def only_rotation(journal: Journal, twin: KeyVaultTwin, secret: Secret) -> RotationRecord:
+    records = journal.for_secret(twin.vault_name, secret.name)
     assert len(records) == 1, [r.rotation_id for r in records]
     return records[0]
 
@@ -166,16 +141,16 @@ def credential_of(kv: SecretClient, name: str, version: str | None = None) -> tu
     return value["username"], value["password"]
 
 
-def assert_invariant(kv: SecretClient, postgres: PostgresServer, journal: Journal,
-                     twin: KeyVaultTwin, login: Login) -> None:
+def assert_invariant(kv: SecretClient, kit: Kit, journal: Journal, twin: KeyVaultTwin,
+                     secret: Secret) -> None:
     """Either the current version logs in, or the journal names a pending one that does."""
-    if postgres.can_login(*credential_of(kv, login.name)):
+    if kit.logs_in(*credential_of(kv, secret.name)):
         return
-    record = only_rotation(journal, twin, login)
+    record = only_rotation(journal, twin, secret)
     assert record.pending_version, "the current version fails and no pending credential is named"
-    assert postgres.can_login(*credential_of(kv, pending_name(login.name), record.pending_version))
+    assert kit.logs_in(*credential_of(kv, pending_name(secret.name), record.pending_version))
 
 
-def pending_versions(kv: SecretClient, login: Login) -> list[bool]:
+def pending_versions(kv: SecretClient, secret: Secret) -> list[bool]:
     return [bool(v.enabled)
-            for v in kv.list_properties_of_secret_versions(pending_name(login.name))]
+            for v in kv.list_properties_of_secret_versions(pending_name(secret.name))]

@@ -2,8 +2,9 @@
 
 A kit knows how to declare its operator target, create a login with a Key Vault secret bound
 to it, tell whether a credential logs in, and change a password behind the rotator's back.
-The long-faults harness (``tests/integration/test_long_faults.py``) runs every case on every
-kit in :data:`KITS`; a new target kind adds its kit here (docs/writing-a-target.md).
+The long-faults harness (``tests/integration/test_long_faults.py``) and the fault-injection
+suite (``tests/protocol/``) run on every kit in :data:`KITS`; a new target kind adds its kit
+here (docs/writing-a-target.md).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import json
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import pymysql
@@ -157,10 +159,31 @@ class MariaDBKit(Kit):
             cur.execute(statement, args or None)
 
 
-#: Every kit the harness runs: (fixture of the server, kit class, strategy).
-KITS: dict[str, tuple[str, type[Kit], str]] = {
-    "postgresql-single-user": ("postgres", PostgresKit, "single-user"),
-    "postgresql-alternating-users": ("postgres", PostgresKit, "alternating-users"),
-    "mysql-single-user": ("mariadb", MariaDBKit, "single-user"),
-    "mysql-alternating-users": ("mariadb", MariaDBKit, "alternating-users"),
+class KitSpec(NamedTuple):
+    """How to build one kit: its server's session fixture, its class, its strategy."""
+
+    server: str  # "postgres" or "mariadb" (tests/conftest.py)
+    make: Callable[[str, SecretClient, Any], Kit]  # (strategy, kv, server) -> the kit
+    strategy: str
+
+
+#: Every kit the harnesses run, by name (the name is the tests' parameter id).
+KITS: dict[str, KitSpec] = {
+    "postgresql-single-user": KitSpec("postgres", PostgresKit, "single-user"),
+    "postgresql-alternating-users": KitSpec("postgres", PostgresKit, "alternating-users"),
+    "mysql-single-user": KitSpec("mariadb", MariaDBKit, "single-user"),
+    "mysql-alternating-users": KitSpec("mariadb", MariaDBKit, "alternating-users"),
 }
+
+
+def kit_names(strategy: str | None = None) -> list[str]:
+    """The names in :data:`KITS`, or only those of one strategy."""
+    return [name for name, spec in KITS.items() if strategy in (None, spec.strategy)]
+
+
+def make_kit(name: str, kv: SecretClient, server: Any) -> Kit:
+    """The kit ``name`` on ``server`` (its session fixture's, or a dedicated one), prepared."""
+    spec = KITS[name]
+    made = spec.make(spec.strategy, kv, server)
+    made.prepare()
+    return made

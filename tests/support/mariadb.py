@@ -5,6 +5,11 @@ directory, starts ``mariadbd --no-defaults`` (nothing from ``/etc/mysql`` applie
 port of 127.0.0.1, and on exit kills it and deletes the directory. As root the server runs as
 the ``mysql`` user (``--user=mysql``, which mariadbd applies itself).
 
+``mariadb_process()`` is the same server with its process in the test's hands
+(:class:`MariaDBProcess`): stopped cleanly and started again on the same port and data
+directory, or frozen (SIGSTOP) and thawed (SIGCONT), for the database-outage tests. Use a
+server of the test module's own for that, never the session's.
+
 Authentication and TLS:
 
 - TCP needs TLS: ``require_secure_transport=ON``. The certificate is for ``127.0.0.1`` and
@@ -32,6 +37,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -198,11 +204,72 @@ class MariaDBServer:
         return result.stdout
 
 
+class MariaDBProcess:
+    """The ``mariadbd`` of a server: started, stopped, frozen and thawed by the test.
+
+    ``stop`` shuts down cleanly (SIGTERM: connections closed, the socket file removed) and
+    ``start`` starts it again with the same command: same port, data directory and
+    certificate, so a declared target reaches it again unchanged. ``freeze`` is SIGSTOP:
+    the kernel still accepts TCP connections into the listen backlog, but nothing answers,
+    like a stalled host; ``thaw`` (SIGCONT) lets it carry on where it stopped.
+    """
+
+    def __init__(self, server: MariaDBServer, command: Sequence[str]) -> None:
+        self.server = server
+        self._command = list(command)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Started and not exited (a frozen server is running)."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts the admin; a no-op when running."""
+        if self.running:
+            return
+        with open(self.server.directory / "mariadbd.out", "ab") as out:
+            self._process = subprocess.Popen(self._command, stdout=out, stderr=subprocess.STDOUT)
+        _wait_until_ready(self.server, self._process)
+
+    def stop(self) -> None:
+        """Shut down cleanly and wait for the process to exit; a no-op when stopped."""
+        if self._process is None or not self.running:
+            return
+        self._process.send_signal(signal.SIGCONT)  # a frozen server cannot shut down
+        self._process.terminate()
+        self._process.wait(timeout=START_TIMEOUT)
+
+    def freeze(self) -> None:
+        self._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL, frozen or not (like ``pg_ctl -m immediate``: the data is deleted next)."""
+        if self._process is not None and self.running:
+            self._process.kill()
+        if self._process is not None:
+            self._process.wait(timeout=30)
+
+    def _signal(self, which: signal.Signals) -> None:
+        if self._process is not None and self.running:
+            self._process.send_signal(which)
+
+
 @contextmanager
 def running_mariadb(binaries: MariaDBBinaries) -> Iterator[MariaDBServer]:
     """Start a fresh server in a temporary directory; kill it and remove everything afterwards."""
+    with mariadb_process(binaries) as process:
+        yield process.server
+
+
+@contextmanager
+def mariadb_process(binaries: MariaDBBinaries) -> Iterator[MariaDBProcess]:
+    """Like :func:`running_mariadb`, with the server's process to stop, start, freeze, thaw."""
     base = Path(tempfile.mkdtemp(prefix="akv-rotator-mariadb-"))
-    process: subprocess.Popen[bytes] | None = None
+    process: MariaDBProcess | None = None
     try:
         as_root = os.geteuid() == 0
         admin_user = "root" if as_root else pwd.getpwuid(os.geteuid()).pw_name
@@ -224,30 +291,28 @@ def running_mariadb(binaries: MariaDBBinaries) -> Iterator[MariaDBServer]:
             raise RuntimeError(f"mariadb-install-db failed:\n{install.stdout}{install.stderr}")
         socket_path = base / "mysqld.sock"
         port = free_port()
-        with open(base / "mariadbd.out", "wb") as out:
-            process = subprocess.Popen(
-                [str(binaries.mariadbd), "--no-defaults", f"--datadir={data}", *run_as,
-                 f"--socket={socket_path}", f"--pid-file={base / 'mysqld.pid'}",
-                 f"--port={port}", "--bind-address=127.0.0.1", "--skip-name-resolve",
-                 f"--log-error={base / 'error.log'}",
-                 # Failed TLS handshakes count as connection errors; never block 127.0.0.1.
-                 "--max-connect-errors=1000000",
-                 f"--ssl-cert={base / 'server.crt'}", f"--ssl-key={base / 'server.key'}",
-                 "--require-secure-transport=ON",
-                 "--general-log=ON", f"--general-log-file={base / 'general.log'}", "--log-output=FILE",
-                 f"--log-bin={base / 'binlog' / 'mariadb-bin'}", "--server-id=1", "--sync-binlog=0",
-                 "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
-                 *_INNODB_OPTIONS],
-                stdout=out, stderr=subprocess.STDOUT,
-            )
+        command = [
+            str(binaries.mariadbd), "--no-defaults", f"--datadir={data}", *run_as,
+            f"--socket={socket_path}", f"--pid-file={base / 'mysqld.pid'}",
+            f"--port={port}", "--bind-address=127.0.0.1", "--skip-name-resolve",
+            f"--log-error={base / 'error.log'}",
+            # Failed TLS handshakes count as connection errors; never block 127.0.0.1.
+            "--max-connect-errors=1000000",
+            f"--ssl-cert={base / 'server.crt'}", f"--ssl-key={base / 'server.key'}",
+            "--require-secure-transport=ON",
+            "--general-log=ON", f"--general-log-file={base / 'general.log'}", "--log-output=FILE",
+            f"--log-bin={base / 'binlog' / 'mariadb-bin'}", "--server-id=1", "--sync-binlog=0",
+            "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
+            *_INNODB_OPTIONS,
+        ]
         server = MariaDBServer(port=port, socket_path=socket_path, ca_path=ca_path, directory=base,
                                admin_user=admin_user, binlog_tool=binaries.binlog)
-        _wait_until_ready(server, process)
-        yield server
+        process = MariaDBProcess(server, command)
+        process.start()
+        yield process
     finally:
         if process is not None:
-            process.kill()  # like pg_ctl -m immediate: the data is deleted next
-            process.wait(timeout=30)
+            process.kill()
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -7,7 +7,8 @@ boundary, and then start another one to see the rotation resumed::
     python -m tests.support.worker --sweep [--fault ...]
 
 STEP is a journal step (prepared, applied, ...); POINT is ``before`` (the step has not started),
-``effect`` (its effect happened, it is not journaled yet) or ``journal`` (journaled); MODE is
+``effect`` (its effect happened, it is not journaled yet), ``journal`` (journaled) or a point
+the engine names inside a step (``minted``: a token target's server answered); MODE is
 ``kill`` (SIGKILL, no clean-up at all) or ``raise`` (a TransientError out of the step).
 Settings come from the environment, as in Azure. Prints one JSON line per delivery.
 """
@@ -45,6 +46,9 @@ class FaultObserver:
 
     def after_journal(self, step: Step, record: RotationRecord) -> None:
         self._maybe("journal", step)
+
+    def inside(self, step: Step, point: str, record: RotationRecord) -> None:
+        self._maybe(point, step)
 
     def _maybe(self, point: str, step: Step) -> None:
         if (point, step) != (self.point, self.step):

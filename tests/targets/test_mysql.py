@@ -15,7 +15,13 @@ import pymysql
 import pytest
 import trustme
 
-from rotation.errors import AccessDenied, PermanentError, SecretNotRotatable, VerificationFailed
+from rotation.errors import (
+    AccessDenied,
+    PermanentError,
+    SecretNotRotatable,
+    TransientError,
+    VerificationFailed,
+)
 from rotation.passwords import generate_password
 from rotation.secret_value import Credential, SecretValue
 from rotation.targets.mysql import (
@@ -231,6 +237,43 @@ def test_a_server_without_tls_is_refused_and_never_sees_the_login(
     with pytest.raises(PermanentError, match=r"refused as unprotected.*2026"):
         target.accepts(cred("my_fallback", "Never-Sent-Passw0rd"))
     assert b"my_fallback" not in b"".join(received)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A listener that accepts connections and never says a word, like a frozen server."""
+    listener = socket.create_server(("127.0.0.1", free_port()))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(timeout=5)
+    listener.close()
+    for conn in held:
+        conn.close()
+
+
+def test_a_server_that_accepts_and_never_answers_is_transient_within_the_timeout(
+    mariadb: MariaDBServer, silent_server: int,
+) -> None:
+    """PyMySQL's connect_timeout covers only the TCP connect; the greeting read is bounded
+    by the read timeout the target sets, so a frozen server cannot hold a step for ever."""
+    target = MySQLTarget(mysql_context(mariadb, address=f"mysql://127.0.0.1:{silent_server}"))
+    with pytest.raises(TransientError):
+        target.accepts(cred("my_frozen", "Never-Answered-Passw0rd"))
 
 
 # -- alternating-users -------------------------------------------------------------------------
