@@ -23,7 +23,7 @@ from azure.keyvault.secrets import SecretClient
 from rotation.journal import Journal, open_journal
 from rotation.journal.model import RotationRecord
 from rotation.pending import pending_name
-from tests.support.kits import KITS, Kit, Secret, make_kit
+from tests.support.kits import Kit, Secret, kit_spec, make_kit
 from tests.support.leaks import Said, leaks, secret_material
 from tests.support.payloads import load_payload, retarget
 from twins.keyvault import KeyVaultTwin
@@ -41,7 +41,7 @@ def table_name() -> str:
 def kit(request: pytest.FixtureRequest, kv: SecretClient) -> Kit:
     """The kit named by the test's indirect ``kit`` parameter, prepared on its server."""
     name: str = request.param
-    return make_kit(name, kv, request.getfixturevalue(KITS[name].server))
+    return make_kit(name, kv, request.getfixturevalue(kit_spec(name).server))
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def only_rotation(journal: Journal, twin: KeyVaultTwin, secret: Secret) -> Rotat
 
 def credential_of(kv: SecretClient, name: str, version: str | None = None) -> tuple[str, str]:
     value = json.loads(kv.get_secret(name, version).value or "{}")
-    return value["username"], value["password"]
+    return value["username"], value["password"] if "password" in value else value["token"]
 
 
 def assert_invariant(kv: SecretClient, kit: Kit, journal: Journal, twin: KeyVaultTwin,

@@ -181,9 +181,18 @@ def kit_names(strategy: str | None = None) -> list[str]:
     return [name for name, spec in KITS.items() if strategy in (None, spec.strategy)]
 
 
+def kit_spec(name: str) -> KitSpec:
+    """A kit of :data:`KITS`, or a token kit (``tests/support/token_kits.py``)."""
+    if name in KITS:
+        return KITS[name]
+    from tests.support.token_kits import TOKEN_KITS  # the token kits build on this module
+
+    return TOKEN_KITS[name]
+
+
 def make_kit(name: str, kv: SecretClient, server: Any) -> Kit:
     """The kit ``name`` on ``server`` (its session fixture's, or a dedicated one), prepared."""
-    spec = KITS[name]
+    spec = kit_spec(name)
     made = spec.make(spec.strategy, kv, server)
     made.prepare()
     return made

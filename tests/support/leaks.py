@@ -49,7 +49,7 @@ class Said:
 
 
 def secret_material(client: SecretClient) -> set[str]:
-    """Every value, and every password inside a JSON value, that the vault ever held."""
+    """Every value, and every password or token inside a JSON value, the vault ever held."""
     found: set[str] = set()
     for item in client.list_properties_of_secrets():
         for version in client.list_properties_of_secret_versions(item.name or ""):
@@ -61,8 +61,9 @@ def secret_material(client: SecretClient) -> set[str]:
                 document = json.loads(value)
             except ValueError:
                 continue
-            if isinstance(document, dict) and isinstance(document.get("password"), str):
-                found.add(document["password"])
+            for key in ("password", "token"):
+                if isinstance(document, dict) and isinstance(document.get(key), str):
+                    found.add(document[key])
     return {item for item in found if len(item) >= 8}
 
 
