@@ -136,7 +136,8 @@ class KubernetesTwin(HTTPSTwin):
         from kubernetes import client, config
 
         configuration = client.Configuration()
-        config.load_kube_config(config_file=str(self.kubeconfig(token)), client_configuration=configuration)
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig(token)), client_configuration=configuration)
         configuration.proxy = None
         return client.ApiClient(configuration)
 
