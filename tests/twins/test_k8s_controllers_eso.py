@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,20 @@ from azure.keyvault.secrets import SecretClient
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.twins.k8s_helpers import (  # noqa: F401 - api_client, core_api and custom_api are fixtures
+    NS,
+    api_client,
+    cluster_store,
+    core_api,
+    custom_api,
+    external_secret,
+    namespaced_cluster,
+)
 from twins.keyvault import KeyVaultTwin
 from twins.kubernetes import ESO_GROUP, KubernetesTwin
 from twins.kubernetes.controllers import Controllers
+from twins.kubernetes.controllers.runtime import RecordedEvent
 
-NS = "apps"
 V1 = "v1"
 ES = "externalsecrets"
 FORCE_SYNC = "external-secrets.io/force-sync"
@@ -63,26 +73,54 @@ def decoded(secret: Any) -> dict[str, bytes]:
     return {key: base64.b64decode(value) for key, value in (secret.data or {}).items()}
 
 
-def cluster_store(vault_url: str, name: str = "vault") -> dict[str, Any]:
-    return {
-        "apiVersion": f"{ESO_GROUP}/v1",
-        "kind": "ClusterSecretStore",
-        "metadata": {"name": name},
-        "spec": {"provider": {"azurekv": {"vaultUrl": vault_url, "authType": "WorkloadIdentity"}}},
-    }
+def ready(es: dict[str, Any]) -> dict[str, Any]:
+    conditions = (es.get("status") or {}).get("conditions") or []
+    return next(c for c in conditions if c["type"] == "Ready")
 
 
-def external_secret(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{ESO_GROUP}/v1",
-        "kind": "ExternalSecret",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "secretStoreRef": {"name": "vault", "kind": "ClusterSecretStore"},
-            "data": [{"secretKey": "password", "remoteRef": {"key": f"{name}-password"}}],
-            **spec,
-        },
-    }
+def unix(timestamp: str) -> float:
+    return time.mktime(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+
+
+@dataclass
+class Eso:
+    """The Key Vault client, the cluster's clients and the controllers, driven as a test would."""
+
+    kv: SecretClient
+    custom: client.CustomObjectsApi
+    core: client.CoreV1Api
+    controllers: Controllers
+
+    def submit(self, body: dict[str, Any]) -> None:
+        """Create an ExternalSecret through the client (without settling)."""
+        self.custom.create_namespaced_custom_object(ESO_GROUP, V1, NS, ES, body)
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an ExternalSecret, let ESO settle, return it as read back."""
+        self.submit(body)
+        self.controllers.settle()
+        return self.read(body["metadata"]["name"])
+
+    def read(self, name: str = "db") -> dict[str, Any]:
+        es: dict[str, Any] = self.custom.get_namespaced_custom_object(ESO_GROUP, V1, NS, ES, name)
+        return es
+
+    def patch(self, body: dict[str, Any], name: str = "db") -> None:
+        """Patch the ExternalSecret and let ESO settle."""
+        self.custom.patch_namespaced_custom_object(ESO_GROUP, V1, NS, ES, name, body)
+        self.controllers.settle()
+
+    def force_sync(self, value: str = "rotation-1", name: str = "db") -> None:
+        self.patch({"metadata": {"annotations": {FORCE_SYNC: value}}}, name)
+
+    def secret(self, name: str = "db") -> Any:
+        return self.core.read_namespaced_secret(name, NS)
+
+    def data(self, name: str = "db") -> dict[str, bytes]:
+        return decoded(self.secret(name))
+
+    def events(self, reason: str) -> list[RecordedEvent]:
+        return [e for e in self.controllers.events if e.reason == reason]
 
 
 @pytest.fixture
@@ -98,8 +136,7 @@ def kv(vault: KeyVaultTwin) -> SecretClient:
 
 @pytest.fixture
 def cluster(tmp_path: Path, vault: KeyVaultTwin) -> Iterator[KubernetesTwin]:
-    with KubernetesTwin(cert_dir=tmp_path / "k8s") as running:
-        running.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    with namespaced_cluster(tmp_path) as running:
         running.put(cluster_store(vault.url))
         yield running
 
@@ -111,65 +148,29 @@ def controllers(cluster: KubernetesTwin, vault: KeyVaultTwin) -> Iterator[Contro
 
 
 @pytest.fixture
-def api(cluster: KubernetesTwin) -> Iterator[client.ApiClient]:
-    with cluster.api_client() as api_client:
-        yield api_client
+def eso(
+    kv: SecretClient, custom: client.CustomObjectsApi, core: client.CoreV1Api, controllers: Controllers
+) -> Eso:
+    return Eso(kv, custom, core, controllers)
 
 
 @pytest.fixture
-def custom(api: client.ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api)
-
-
-@pytest.fixture
-def core(api: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api)
-
-
-@pytest.fixture
-def create(custom: client.CustomObjectsApi, controllers: Controllers) -> Callable[..., dict[str, Any]]:
-    """Create an ExternalSecret through the client, let ESO settle, return it as read back."""
-
-    def create_and_settle(body: dict[str, Any]) -> dict[str, Any]:
-        custom.create_namespaced_custom_object(ESO_GROUP, V1, NS, ES, body)
-        controllers.settle()
-        return read_es(custom, body["metadata"]["name"])
-
-    return create_and_settle
-
-
-def read_es(custom: client.CustomObjectsApi, name: str) -> dict[str, Any]:
-    es: dict[str, Any] = custom.get_namespaced_custom_object(ESO_GROUP, V1, NS, ES, name)
-    return es
-
-
-def ready(es: dict[str, Any]) -> dict[str, Any]:
-    conditions = (es.get("status") or {}).get("conditions") or []
-    return next(c for c in conditions if c["type"] == "Ready")
-
-
-def force_sync(custom: client.CustomObjectsApi, name: str, value: str) -> None:
-    custom.patch_namespaced_custom_object(
-        ESO_GROUP, V1, NS, ES, name, {"metadata": {"annotations": {FORCE_SYNC: value}}}
-    )
-
-
-def unix(timestamp: str) -> float:
-    return time.mktime(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+def synced(eso: Eso) -> dict[str, Any]:
+    """``db-password`` is ``old`` in the vault and the ExternalSecret ``db`` has synced it."""
+    eso.kv.set_secret("db-password", "old")
+    return eso.create(external_secret("db"))
 
 
 # -- first sync ------------------------------------------------------------------------------
 
 
-def test_first_sync_writes_the_secret_and_the_status_as_eso(
-    kv: SecretClient, create: Callable[..., dict[str, Any]], core: client.CoreV1Api
-) -> None:
-    kv.set_secret("db-password", "s3cr3t")
+def test_first_sync_writes_the_secret_and_the_status_as_eso(eso: Eso) -> None:
+    eso.kv.set_secret("db-password", "s3cr3t")
     before = int(time.time())
 
-    es = create(external_secret("db"))
+    es = eso.create(external_secret("db"))
 
-    secret = core.read_namespaced_secret("db", NS)
+    secret = eso.secret()
     assert decoded(secret) == {"password": b"s3cr3t"}
     assert secret.type == "Opaque"
     assert secret.metadata.labels[MANAGED] == "true"
@@ -206,14 +207,12 @@ def test_stores_are_validated_as_eso_does(cluster: KubernetesTwin, controllers: 
     assert store["status"]["capabilities"] == "ReadWrite"
 
 
-def test_target_name_template_metadata_and_the_es_labels_copied(
-    kv: SecretClient, create: Callable[..., dict[str, Any]], core: client.CoreV1Api
-) -> None:
-    kv.set_secret("db-password", "pw")
+def test_target_name_template_metadata_and_the_es_labels_copied(eso: Eso) -> None:
+    eso.kv.set_secret("db-password", "pw")
     plain = external_secret("db")
     plain["metadata"]["labels"] = {"team": "payments"}
-    create(plain)
-    assert core.read_namespaced_secret("db", NS).metadata.labels["team"] == "payments"  # no template: copied
+    eso.create(plain)
+    assert eso.secret().metadata.labels["team"] == "payments"  # no template: copied
 
     templated = external_secret(
         "templated",
@@ -227,22 +226,20 @@ def test_target_name_template_metadata_and_the_es_labels_copied(
         data=[{"secretKey": "password", "remoteRef": {"key": "db-password"}}],
     )
     templated["metadata"]["labels"] = {"team": "payments"}
-    es = create(templated)
-    secret = core.read_namespaced_secret("templated-target", NS)
+    es = eso.create(templated)
+    secret = eso.secret("templated-target")
     assert secret.type == "kubernetes.io/basic-auth"
     assert secret.metadata.annotations["reloader.stakater.com/match"] == "true"
     assert "team" not in secret.metadata.labels  # a template replaces the ES's own metadata
     assert es["status"]["binding"] == {"name": "templated-target"}
 
 
-def test_property_extract_and_find_read_the_vault_as_the_azurekv_provider(
-    kv: SecretClient, create: Callable[..., dict[str, Any]], core: client.CoreV1Api
-) -> None:
-    kv.set_secret("db-json", '{"user": "app", "password": "pw", "port": 5432}')
-    kv.set_secret("db-a", "a-value", tags={"rotation": "managed"})
-    kv.set_secret("db-b", "b-value")
-    kv.set_secret("other", "other-value", tags={"rotation": "managed"})
-    kv.set_secret("db-c", "c-value", tags={"rotation": "managed"}, enabled=False)
+def test_property_extract_and_find_read_the_vault_as_the_azurekv_provider(eso: Eso) -> None:
+    eso.kv.set_secret("db-json", '{"user": "app", "password": "pw", "port": 5432}')
+    eso.kv.set_secret("db-a", "a-value", tags={"rotation": "managed"})
+    eso.kv.set_secret("db-b", "b-value")
+    eso.kv.set_secret("other", "other-value", tags={"rotation": "managed"})
+    eso.kv.set_secret("db-c", "c-value", tags={"rotation": "managed"}, enabled=False)
     body = external_secret(
         "mixed",
         data=[
@@ -255,10 +252,10 @@ def test_property_extract_and_find_read_the_vault_as_the_azurekv_provider(
         ],
     )
 
-    es = create(body)
+    es = eso.create(body)
 
     assert ready(es)["reason"] == "SecretSynced"
-    assert decoded(core.read_namespaced_secret("mixed", NS)) == {
+    assert eso.data("mixed") == {
         "login": b"app",
         "user": b"app",
         "password": b"b-value",  # data is applied after dataFrom
@@ -267,209 +264,134 @@ def test_property_extract_and_find_read_the_vault_as_the_azurekv_provider(
     }
 
 
-def test_a_pinned_version_reads_that_version(
-    kv: SecretClient, create: Callable[..., dict[str, Any]], core: client.CoreV1Api
-) -> None:
-    first = kv.set_secret("db-password", "v1")
-    kv.set_secret("db-password", "v2")
+def test_a_pinned_version_reads_that_version(eso: Eso) -> None:
+    first = eso.kv.set_secret("db-password", "v1")
+    eso.kv.set_secret("db-password", "v2")
     body = external_secret("db")
     body["spec"]["data"][0]["remoteRef"]["version"] = first.properties.version
 
-    create(body)
+    eso.create(body)
 
-    assert decoded(core.read_namespaced_secret("db", NS)) == {"password": b"v1"}
+    assert eso.data() == {"password": b"v1"}
 
 
 # -- force-sync and refresh policies -----------------------------------------------------------
 
 
-def test_force_sync_annotation_resyncs_the_new_key_vault_value(
-    kv: SecretClient,
-    create: Callable[..., dict[str, Any]],
-    custom: client.CustomObjectsApi,
-    core: client.CoreV1Api,
-    controllers: Controllers,
-) -> None:
-    kv.set_secret("db-password", "old")
-    es = create(external_secret("db"))
-    synced_before = es["status"]["syncedResourceVersion"]
-    hash_before = core.read_namespaced_secret("db", NS).metadata.annotations[DATA_HASH]
-    kv.set_secret("db-password", "new")
-    controllers.settle()
-    assert decoded(core.read_namespaced_secret("db", NS)) == {
-        "password": b"old"
-    }  # ESO polls, KV pushes nothing
+def test_force_sync_annotation_resyncs_the_new_key_vault_value(eso: Eso, synced: dict[str, Any]) -> None:
+    hash_before = eso.secret().metadata.annotations[DATA_HASH]
+    eso.kv.set_secret("db-password", "new")
+    eso.controllers.settle()
+    assert eso.data() == {"password": b"old"}  # ESO polls, KV pushes nothing
 
     patched_at = int(time.time())
-    force_sync(custom, "db", "rotation-1")
-    controllers.settle()
+    eso.force_sync("rotation-1")
 
-    es = read_es(custom, "db")
-    secret = core.read_namespaced_secret("db", NS)
+    es = eso.read()
+    secret = eso.secret()
     assert decoded(secret) == {"password": b"new"}
     assert secret.metadata.annotations[DATA_HASH] == expected_data_hash({"password": b"new"}) != hash_before
     assert secret.metadata.annotations[FORCE_SYNC] == "rotation-1"  # ES annotations are copied
     status = es["status"]
-    assert status["syncedResourceVersion"] != synced_before
+    assert status["syncedResourceVersion"] != synced["status"]["syncedResourceVersion"]
     assert status["syncedResourceVersion"] == expected_synced_version(es["metadata"])
     assert status["syncedResourceVersion"].startswith(f"{es['metadata']['generation']}-")
     assert (ready(es)["status"], ready(es)["reason"]) == ("True", "SecretSynced")
     assert unix(status["refreshTime"]) >= patched_at
-    assert [e.reason for e in controllers.events if e.kind == "ExternalSecret"] == ["Created", "Updated"]
+    assert [e.reason for e in eso.controllers.events if e.kind == "ExternalSecret"] == ["Created", "Updated"]
 
 
-def test_created_once_ignores_later_force_sync(
-    kv: SecretClient,
-    create: Callable[..., dict[str, Any]],
-    custom: client.CustomObjectsApi,
-    core: client.CoreV1Api,
-    controllers: Controllers,
+@pytest.mark.parametrize(
+    ("spec", "after", "unchanged"),
+    [
+        ({"refreshPolicy": "CreatedOnce"}, b"old", "status"),  # the skip path leaves the status alone
+        ({"refreshInterval": "0"}, b"old", "syncedResourceVersion"),  # Periodic with interval zero
+        ({"refreshInterval": "0s"}, b"old", "syncedResourceVersion"),
+        ({"refreshPolicy": "OnChange", "refreshInterval": "0s"}, b"new", None),  # OnChange honours it
+    ],
+    ids=["created-once", "periodic-interval-0", "periodic-interval-0s", "on-change-interval-0s"],
+)
+def test_force_sync_under_each_refresh_policy(
+    spec: dict[str, str], after: bytes, unchanged: str | None, eso: Eso
 ) -> None:
-    kv.set_secret("db-password", "old")
-    es = create(external_secret("db", refreshPolicy="CreatedOnce"))
-    kv.set_secret("db-password", "new")
+    eso.kv.set_secret("db-password", "old")
+    es = eso.create(external_secret("db", **spec))
+    eso.kv.set_secret("db-password", "new")
 
-    force_sync(custom, "db", "rotation-1")
-    controllers.settle()
+    eso.force_sync("rotation-1")
 
-    after = read_es(custom, "db")
-    assert decoded(core.read_namespaced_secret("db", NS)) == {"password": b"old"}
-    assert after["status"] == es["status"]  # the skip path leaves the status alone
-
-
-@pytest.mark.parametrize("interval", ["0", "0s"])
-def test_refresh_interval_zero_ignores_force_sync_under_periodic(
-    interval: str,
-    kv: SecretClient,
-    create: Callable[..., dict[str, Any]],
-    custom: client.CustomObjectsApi,
-    core: client.CoreV1Api,
-    controllers: Controllers,
-) -> None:
-    kv.set_secret("db-password", "old")
-    es = create(external_secret("db", refreshInterval=interval))
-    kv.set_secret("db-password", "new")
-
-    force_sync(custom, "db", "rotation-1")
-    controllers.settle()
-
-    assert decoded(core.read_namespaced_secret("db", NS)) == {"password": b"old"}
-    assert read_es(custom, "db")["status"]["syncedResourceVersion"] == es["status"]["syncedResourceVersion"]
+    assert eso.data() == {"password": after}
+    if unchanged == "status":
+        assert eso.read()["status"] == es["status"]
+    elif unchanged is not None:
+        assert eso.read()["status"][unchanged] == es["status"][unchanged]
 
 
-def test_on_change_honours_force_sync_even_with_refresh_interval_zero(
-    kv: SecretClient,
-    create: Callable[..., dict[str, Any]],
-    custom: client.CustomObjectsApi,
-    core: client.CoreV1Api,
-    controllers: Controllers,
-) -> None:
-    kv.set_secret("db-password", "old")
-    create(external_secret("db", refreshPolicy="OnChange", refreshInterval="0s"))
-    kv.set_secret("db-password", "new")
+def test_spec_change_resyncs_and_the_version_carries_the_new_generation(eso: Eso) -> None:
+    eso.kv.set_secret("db-password", "pw")
+    eso.kv.set_secret("db-user", "app")
+    eso.create(external_secret("db"))
 
-    force_sync(custom, "db", "rotation-1")
-    controllers.settle()
+    eso.patch({"spec": {"data": [{"secretKey": "user", "remoteRef": {"key": "db-user"}}]}})
 
-    assert decoded(core.read_namespaced_secret("db", NS)) == {"password": b"new"}
-
-
-def test_spec_change_resyncs_and_the_version_carries_the_new_generation(
-    kv: SecretClient,
-    create: Callable[..., dict[str, Any]],
-    custom: client.CustomObjectsApi,
-    core: client.CoreV1Api,
-    controllers: Controllers,
-) -> None:
-    kv.set_secret("db-password", "pw")
-    kv.set_secret("db-user", "app")
-    create(external_secret("db"))
-
-    custom.patch_namespaced_custom_object(
-        ESO_GROUP, V1, NS, ES, "db",
-        {"spec": {"data": [{"secretKey": "user", "remoteRef": {"key": "db-user"}}]}},
-    )  # fmt: skip
-    controllers.settle()
-
-    es = read_es(custom, "db")
+    es = eso.read()
     assert es["metadata"]["generation"] == 2
     assert es["status"]["syncedResourceVersion"].startswith("2-")
-    assert decoded(core.read_namespaced_secret("db", NS)) == {"user": b"app"}
+    assert eso.data() == {"user": b"app"}
 
 
 def test_periodic_refresh_waits_for_the_interval(
-    cluster: KubernetesTwin,
-    vault: KeyVaultTwin,
-    kv: SecretClient,
-    custom: client.CustomObjectsApi,
+    cluster: KubernetesTwin, vault: KeyVaultTwin, kv: SecretClient, custom: client.CustomObjectsApi,
     core: client.CoreV1Api,
-) -> None:
+) -> None:  # fmt: skip
     now = [time.time()]
     with Controllers(
         cluster, keyvault=vault, reloader=False, rollouts=False, clock=lambda: now[0]
     ) as controllers:
+        eso = Eso(kv, custom, core, controllers)
         kv.set_secret("db-password", "old")
-        custom.create_namespaced_custom_object(
-            ESO_GROUP, V1, NS, ES, external_secret("db", refreshInterval="1m")
-        )
-        controllers.settle()
-        first = read_es(custom, "db")["status"]["refreshTime"]
+        first = eso.create(external_secret("db", refreshInterval="1m"))["status"]["refreshTime"]
         kv.set_secret("db-password", "new")
 
-        now[0] += 30
-        controllers.tick()
-        controllers.settle()
-        assert decoded(core.read_namespaced_secret("db", NS)) == {"password": b"old"}
-
-        now[0] += 31
-        controllers.tick()
-        controllers.settle()
-        assert decoded(core.read_namespaced_secret("db", NS)) == {"password": b"new"}
-        assert unix(read_es(custom, "db")["status"]["refreshTime"]) - unix(first) >= 60
+        for step, expected in ((30, b"old"), (31, b"new")):
+            now[0] += step
+            controllers.tick()
+            controllers.settle()
+            assert eso.data() == {"password": expected}
+        assert unix(eso.read()["status"]["refreshTime"]) - unix(first) >= 60
 
 
 # -- failures ------------------------------------------------------------------------------------
 
 
-def test_missing_key_vault_secret_fails_as_eso_and_keeps_the_secret(
-    kv: SecretClient,
-    create: Callable[..., dict[str, Any]],
-    custom: client.CustomObjectsApi,
-    core: client.CoreV1Api,
-    controllers: Controllers,
-) -> None:
-    kv.set_secret("db-password", "old")
-    es = create(external_secret("db"))
-    secret_before = core.read_namespaced_secret("db", NS)
-    kv.begin_delete_secret("db-password").wait()
+def test_missing_key_vault_secret_fails_as_eso_and_keeps_the_secret(eso: Eso, synced: dict[str, Any]) -> None:
+    secret_before = eso.secret()
+    eso.kv.begin_delete_secret("db-password").wait()
 
-    force_sync(custom, "db", "rotation-1")
-    controllers.settle()
+    eso.force_sync("rotation-1")
 
-    after = read_es(custom, "db")
+    after = eso.read()
     condition = ready(after)
     assert (condition["status"], condition["reason"], condition["message"]) == (
         "False",
         "SecretSyncedError",
         "could not get secret data from provider",
     )
-    assert condition["lastTransitionTime"] >= ready(es)["lastTransitionTime"]
-    assert after["status"]["refreshTime"] == es["status"]["refreshTime"]
-    assert after["status"]["syncedResourceVersion"] == es["status"]["syncedResourceVersion"]
-    secret_after = core.read_namespaced_secret("db", NS)
+    assert condition["lastTransitionTime"] >= ready(synced)["lastTransitionTime"]
+    assert after["status"]["refreshTime"] == synced["status"]["refreshTime"]
+    assert after["status"]["syncedResourceVersion"] == synced["status"]["syncedResourceVersion"]
+    secret_after = eso.secret()
     assert secret_after.data == secret_before.data
     assert secret_after.metadata.resource_version == secret_before.metadata.resource_version
-    failed = [e for e in controllers.events if e.reason == "UpdateFailed"]
+    failed = eso.events("UpdateFailed")
     assert failed and failed[-1].type == "Warning"
     assert (
         failed[-1].message == "error processing spec.data[0] (key: db-password), err: Secret does not exist"
     )
 
 
-def test_missing_secret_is_skipped_when_deletion_policy_is_not_retain(
-    kv: SecretClient, create: Callable[..., dict[str, Any]], core: client.CoreV1Api, controllers: Controllers
-) -> None:
-    kv.set_secret("db-user", "app")
+def test_missing_secret_is_skipped_when_deletion_policy_is_not_retain(eso: Eso) -> None:
+    eso.kv.set_secret("db-user", "app")
     body = external_secret(
         "db",
         target={"deletionPolicy": "Merge"},
@@ -479,11 +401,11 @@ def test_missing_secret_is_skipped_when_deletion_policy_is_not_retain(
         ],
     )
 
-    es = create(body)
+    es = eso.create(body)
 
     assert ready(es)["reason"] == "SecretSynced"
-    assert decoded(core.read_namespaced_secret("db", NS)) == {"user": b"app"}
-    assert [e.message for e in controllers.events if e.reason == "MissingProviderSecret"] == [
+    assert eso.data() == {"user": b"app"}
+    assert [e.message for e in eso.events("MissingProviderSecret")] == [
         "secret does not exist at provider using spec.dataFrom[1] (key=not-there)"
     ]
 
@@ -501,19 +423,13 @@ def test_missing_secret_is_skipped_when_deletion_policy_is_not_retain(
     ids=["secret-store", "cluster-secret-store", "unknown-vault"],
 )  # fmt: skip
 def test_a_store_that_cannot_read_fails_the_sync(
-    store_ref: dict[str, str],
-    detail: str,
-    cluster: KubernetesTwin,
-    kv: SecretClient,
-    create: Callable[..., dict[str, Any]],
-    core: client.CoreV1Api,
-    controllers: Controllers,
+    store_ref: dict[str, str], detail: str, cluster: KubernetesTwin, eso: Eso
 ) -> None:
     cluster.put(cluster_store("https://kv-elsewhere.vault.azure.net/", name="elsewhere"))
-    controllers.settle()
-    kv.set_secret("db-password", "pw")
+    eso.controllers.settle()
+    eso.kv.set_secret("db-password", "pw")
 
-    es = create(external_secret("db", secretStoreRef=store_ref))
+    es = eso.create(external_secret("db", secretStoreRef=store_ref))
 
     assert (ready(es)["status"], ready(es)["reason"], ready(es)["message"]) == (
         "False",
@@ -522,62 +438,44 @@ def test_a_store_that_cannot_read_fails_the_sync(
     )
     assert es["status"]["refreshTime"] is None and "syncedResourceVersion" not in es["status"]
     with pytest.raises(ApiException) as missing:
-        core.read_namespaced_secret("db", NS)
+        eso.secret()
     assert missing.value.status == 404
-    assert detail in [e for e in controllers.events if e.reason == "UpdateFailed"][-1].message
+    assert detail in eso.events("UpdateFailed")[-1].message
 
 
-def test_a_secret_owned_by_another_external_secret_is_not_taken(
-    kv: SecretClient, create: Callable[..., dict[str, Any]], core: client.CoreV1Api
-) -> None:
-    kv.set_secret("db-password", "pw")
-    create(external_secret("db", target={"name": "shared"}))
+def test_a_secret_owned_by_another_external_secret_is_not_taken(eso: Eso) -> None:
+    eso.kv.set_secret("db-password", "pw")
+    eso.create(external_secret("db", target={"name": "shared"}))
 
-    es = create(external_secret("db2", target={"name": "shared"}, data=[
+    es = eso.create(external_secret("db2", target={"name": "shared"}, data=[
         {"secretKey": "password", "remoteRef": {"key": "db-password"}}]))  # fmt: skip
 
     assert (ready(es)["status"], ready(es)["message"]) == (
         "False",
         "target is owned by another ExternalSecret",
     )
-    [owner] = core.read_namespaced_secret("shared", NS).metadata.owner_references
+    [owner] = eso.secret("shared").metadata.owner_references
     assert owner.name == "db"
 
 
 # -- the Secret after the sync -------------------------------------------------------------------
 
 
-def test_an_edited_secret_is_restored_from_the_vault(
-    kv: SecretClient,
-    create: Callable[..., dict[str, Any]],
-    core: client.CoreV1Api,
-    custom: client.CustomObjectsApi,
-    controllers: Controllers,
-) -> None:
-    kv.set_secret("db-password", "pw")
-    es = create(external_secret("db"))
+def test_an_edited_secret_is_restored_from_the_vault(eso: Eso, synced: dict[str, Any]) -> None:
+    eso.core.patch_namespaced_secret("db", NS, {"data": {"password": base64.b64encode(b"tampered").decode()}})
+    eso.controllers.settle()
 
-    core.patch_namespaced_secret("db", NS, {"data": {"password": base64.b64encode(b"tampered").decode()}})
-    controllers.settle()
-
-    assert decoded(core.read_namespaced_secret("db", NS)) == {"password": b"pw"}
-    assert read_es(custom, "db")["status"]["refreshTime"] >= es["status"]["refreshTime"]
+    assert eso.data() == {"password": b"old"}
+    assert eso.read()["status"]["refreshTime"] >= synced["status"]["refreshTime"]
 
 
 def test_deleting_the_external_secret_releases_the_finalizer_and_collects_its_secret(
-    kv: SecretClient,
-    create: Callable[..., dict[str, Any]],
-    custom: client.CustomObjectsApi,
-    core: client.CoreV1Api,
-    controllers: Controllers,
+    eso: Eso, synced: dict[str, Any]
 ) -> None:
-    kv.set_secret("db-password", "pw")
-    create(external_secret("db"))
+    eso.custom.delete_namespaced_custom_object(ESO_GROUP, V1, NS, ES, "db")
+    eso.controllers.settle()
 
-    custom.delete_namespaced_custom_object(ESO_GROUP, V1, NS, ES, "db")
-    controllers.settle()
-
-    for read in (lambda: read_es(custom, "db"), lambda: core.read_namespaced_secret("db", NS)):
+    for read in (eso.read, eso.secret):
         with pytest.raises(ApiException) as gone:
             read()
         assert gone.value.status == 404
@@ -593,40 +491,33 @@ def test_a_production_vault_url_can_be_served_by_the_key_vault_twin(
     cluster.put(cluster_store("https://kv-payments-prod.vault.azure.net", name="prod"))
     kv.set_secret("db-password", "pw")
     with Controllers(cluster, keyvault={"https://KV-Payments-Prod.vault.azure.net/": vault}) as controllers:
-        custom.create_namespaced_custom_object(
-            ESO_GROUP,
-            V1,
-            NS,
-            ES,
-            external_secret("db", secretStoreRef={"name": "prod", "kind": "ClusterSecretStore"}),
-        )
-        controllers.settle()
+        eso = Eso(kv, custom, core, controllers)
+        eso.create(external_secret("db", secretStoreRef={"name": "prod", "kind": "ClusterSecretStore"}))
 
-    assert decoded(core.read_namespaced_secret("db", NS)) == {"password": b"pw"}
+    assert eso.data() == {"password": b"pw"}
 
 
 def test_cluster_store_conditions_restrict_namespaces(
-    cluster: KubernetesTwin, vault: KeyVaultTwin, kv: SecretClient, create: Callable[..., dict[str, Any]],
-    controllers: Controllers,
-) -> None:  # fmt: skip
+    cluster: KubernetesTwin, vault: KeyVaultTwin, eso: Eso
+) -> None:
     restricted = cluster_store(vault.url, name="restricted")
     restricted["spec"]["conditions"] = [{"namespaceSelector": {"matchLabels": {"team": "payments"}}}]
     cluster.put(restricted)
-    controllers.settle()
-    kv.set_secret("db-password", "pw")
+    eso.controllers.settle()
+    eso.kv.set_secret("db-password", "pw")
 
-    es = create(external_secret("db", secretStoreRef={"name": "restricted", "kind": "ClusterSecretStore"}))
+    es = eso.create(
+        external_secret("db", secretStoreRef={"name": "restricted", "kind": "ClusterSecretStore"})
+    )
 
     assert ready(es)["message"] == "could not get secret data from provider"
-    assert [e.message for e in controllers.events if e.reason == "UpdateFailed"][-1].endswith(
+    assert eso.events("UpdateFailed")[-1].message.endswith(
         'using cluster store "restricted" is not allowed from namespace "apps": denied by spec.condition'
     )
 
 
-def test_metadata_policy_fetch_reads_tags_and_attributes(
-    kv: SecretClient, create: Callable[..., dict[str, Any]], core: client.CoreV1Api
-) -> None:
-    stored = kv.set_secret("db-password", "pw", tags={"rotation": "managed", "owner": "payments"})
+def test_metadata_policy_fetch_reads_tags_and_attributes(eso: Eso) -> None:
+    stored = eso.kv.set_secret("db-password", "pw", tags={"rotation": "managed", "owner": "payments"})
     body = external_secret(
         "meta",
         data=[
@@ -638,12 +529,11 @@ def test_metadata_policy_fetch_reads_tags_and_attributes(
         dataFrom=[{"extract": {"key": "db-password", "metadataPolicy": "Fetch"}}],
     )
 
-    create(body)
+    eso.create(body)
 
-    data = decoded(core.read_namespaced_secret("meta", NS))
     created = stored.properties.created_on
     assert created is not None
-    assert data == {
+    assert eso.data("meta") == {
         "rot": b"managed",
         "db-password_rotation": b"managed",
         "db-password_owner": b"payments",

@@ -9,21 +9,29 @@ env var or the ``last-reloaded-from`` annotation, and the generation bump.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from tests.twins.k8s_helpers import (  # noqa: F401 - api_client, apps_api, cluster_twin and core_api are fixtures
+    NS,
+    api_client,
+    apps_api,
+    b64,
+    call,
+    cluster_twin,
+    core_api,
+    sha1_of,
+    workload,
+)
 from twins.kubernetes import KubernetesTwin
 from twins.kubernetes.controllers import Controllers
 
-NS = "apps"
 AUTO = "reloader.stakater.com/auto"
 RELOAD = "secret.reloader.stakater.com/reload"
 SEARCH = "reloader.stakater.com/search"
@@ -31,16 +39,6 @@ MATCH = "reloader.stakater.com/match"
 IGNORE = "reloader.stakater.com/ignore"
 EXCLUDE = "secrets.exclude.reloader.stakater.com/reload"
 LAST_RELOADED = "reloader.stakater.com/last-reloaded-from"
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def sha1_of(data: dict[str, str]) -> str:
-    """Reloader's ``GetSHAfromSecret``, restated: SHA1 of sorted ``k=v`` joined by ``;``."""
-    joined = ";".join(sorted(f"{k}={v}" for k, v in data.items()))
-    return hashlib.sha1(joined.encode(), usedforsecurity=False).hexdigest()
 
 
 def secret_body(name: str, data: dict[str, str], annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -52,15 +50,8 @@ def secret_body(name: str, data: dict[str, str], annotations: dict[str, str] | N
     }
 
 
-def workload(
-    name: str,
-    kind: str = "Deployment",
-    *,
-    annotations: dict[str, str] | None = None,
-    template_annotations: dict[str, str] | None = None,
-    uses: str | None = None,
-    how: str = "envFrom",
-) -> dict[str, Any]:
+def two_containers(uses: str | None = None, how: str = "envFrom") -> dict[str, Any]:
+    """A pod of ``app`` and ``sidecar``; the sidecar (or an init container) uses the Secret ``uses``."""
     app: dict[str, Any] = {"name": "app", "image": "registry.example/app:1.0"}
     sidecar: dict[str, Any] = {"name": "sidecar", "image": "registry.example/sidecar:1.0"}
     pod: dict[str, Any] = {"containers": [app, sidecar]}
@@ -76,28 +67,55 @@ def workload(
     elif uses and how == "init":
         pod["initContainers"] = [{"name": "init", "image": "registry.example/init:1.0",
                                   "envFrom": [{"secretRef": {"name": uses}}]}]  # fmt: skip
-    spec: dict[str, Any] = {
-        "selector": {"matchLabels": {"app": name}},
-        "template": {
-            "metadata": {"labels": {"app": name}, "annotations": template_annotations or {}},
-            "spec": pod,
-        },
-    }
-    if kind == "StatefulSet":
-        spec["serviceName"] = name
-    return {
-        "apiVersion": "apps/v1",
-        "kind": kind,
-        "metadata": {"name": name, "namespace": NS, "annotations": annotations or {}},
-        "spec": spec,
-    }
+    return pod
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[KubernetesTwin]:
-    with KubernetesTwin(cert_dir=tmp_path / "k8s") as running:
-        running.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-        yield running
+def env_of(obj: Any, container: str) -> dict[str, str]:
+    [found] = [c for c in obj.spec.template.spec.containers if c.name == container]
+    return {e.name: e.value for e in found.env or [] if e.value is not None}
+
+
+@dataclass
+class Reloader:
+    """The cluster's clients and the controllers, driven as ESO and users would."""
+
+    core: client.CoreV1Api
+    apps: client.AppsV1Api
+    controllers: Controllers
+
+    def secret(self, name: str, data: dict[str, str], annotations: dict[str, str] | None = None) -> None:
+        self.core.create_namespaced_secret(NS, secret_body(name, data, annotations))
+
+    def deploy(
+        self,
+        name: str,
+        kind: str = "Deployment",
+        *,
+        uses: str | None = None,
+        how: str = "envFrom",
+        **meta: Any,
+    ) -> None:
+        """Create a two-container workload (``meta``: its ``annotations``/``template_annotations``)."""
+        call(self.apps, "create", kind, NS, workload(name, kind, pod=two_containers(uses, how), **meta))
+
+    def arrange(self, kind: str = "Deployment", *, how: str = "envFrom", **meta: Any) -> int:
+        """Secret ``db`` (``password=old``), workload ``api`` using it; settled; the generation."""
+        self.secret("db", {"password": "old"})
+        self.deploy("api", kind, uses="db", how=how, **meta)
+        self.controllers.settle()
+        generation: int = self.read("api", kind).metadata.generation
+        return generation
+
+    def read(self, name: str, kind: str = "Deployment") -> Any:
+        return call(self.apps, "read", kind, name, NS)
+
+    def change(self, name: str, data: dict[str, str]) -> None:
+        """Patch the Secret's data and let the controllers settle."""
+        self.core.patch_namespaced_secret(name, NS, {"data": {k: b64(v) for k, v in data.items()}})
+        self.controllers.settle()
+
+    def reloaded(self) -> list[str]:
+        return [e.name for e in self.controllers.events if e.reason == "Reloaded"]
 
 
 @pytest.fixture
@@ -107,69 +125,21 @@ def controllers(cluster: KubernetesTwin) -> Iterator[Controllers]:
 
 
 @pytest.fixture
-def api(cluster: KubernetesTwin) -> Iterator[client.ApiClient]:
-    with cluster.api_client() as api_client:
-        yield api_client
+def rl(core: client.CoreV1Api, apps: client.AppsV1Api, controllers: Controllers) -> Reloader:
+    return Reloader(core, apps, controllers)
 
 
-@pytest.fixture
-def core(api: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api)
+def test_auto_workload_is_reloaded_when_the_secret_data_changes(rl: Reloader) -> None:
+    generation = rl.arrange(annotations={AUTO: "true"})
 
+    rl.change("db", {"password": "new"})
 
-@pytest.fixture
-def apps(api: client.ApiClient) -> client.AppsV1Api:
-    return client.AppsV1Api(api)
-
-
-def create(apps: client.AppsV1Api, body: dict[str, Any]) -> None:
-    create_call = {
-        "Deployment": apps.create_namespaced_deployment,
-        "StatefulSet": apps.create_namespaced_stateful_set,
-        "DaemonSet": apps.create_namespaced_daemon_set,
-    }[body["kind"]]
-    create_call(NS, body)
-
-
-def read(apps: client.AppsV1Api, name: str, kind: str = "Deployment") -> Any:
-    read_call = {
-        "Deployment": apps.read_namespaced_deployment,
-        "StatefulSet": apps.read_namespaced_stateful_set,
-        "DaemonSet": apps.read_namespaced_daemon_set,
-    }[kind]
-    return read_call(name, NS)
-
-
-def env_of(obj: Any, container: str) -> dict[str, str]:
-    [found] = [c for c in obj.spec.template.spec.containers if c.name == container]
-    return {e.name: e.value for e in found.env or [] if e.value is not None}
-
-
-def change_data(core: client.CoreV1Api, name: str, data: dict[str, str], controllers: Controllers) -> None:
-    core.patch_namespaced_secret(name, NS, {"data": {k: b64(v) for k, v in data.items()}})
-    controllers.settle()
-
-
-def reloaded(controllers: Controllers) -> list[str]:
-    return [e.name for e in controllers.events if e.reason == "Reloaded"]
-
-
-def test_auto_workload_is_reloaded_when_the_secret_data_changes(
-    core: client.CoreV1Api, apps: client.AppsV1Api, controllers: Controllers
-) -> None:
-    core.create_namespaced_secret(NS, secret_body("db", {"password": "old"}))
-    create(apps, workload("api", annotations={AUTO: "true"}, uses="db"))
-    controllers.settle()
-    generation = read(apps, "api").metadata.generation
-
-    change_data(core, "db", {"password": "new"}, controllers)
-
-    deployment = read(apps, "api")
+    deployment = rl.read("api")
     assert deployment.metadata.generation == generation + 1
     assert env_of(deployment, "sidecar")["STAKATER_DB_SECRET"] == sha1_of({"password": "new"})
     assert "STAKATER_DB_SECRET" not in env_of(deployment, "app")  # the container that uses it
     assert deployment.status.observed_generation == deployment.metadata.generation
-    [event] = [e for e in controllers.events if e.reason == "Reloaded"]
+    [event] = [e for e in rl.controllers.events if e.reason == "Reloaded"]
     assert (event.kind, event.type, event.component) == ("Deployment", "Normal", "reloader-secrets")
     assert event.message == (
         "Changes detected in 'db' of type 'SECRET' in namespace 'apps', "
@@ -177,156 +147,121 @@ def test_auto_workload_is_reloaded_when_the_secret_data_changes(
     )
 
 
-def test_no_reload_when_only_metadata_changes_or_the_data_is_rewritten_unchanged(
-    core: client.CoreV1Api, apps: client.AppsV1Api, controllers: Controllers
-) -> None:
-    core.create_namespaced_secret(NS, secret_body("db", {"password": "same"}))
-    create(apps, workload("api", annotations={AUTO: "true"}, uses="db"))
-    controllers.settle()
-    generation = read(apps, "api").metadata.generation
+def test_no_reload_when_only_metadata_changes_or_the_data_is_rewritten_unchanged(rl: Reloader) -> None:
+    generation = rl.arrange(annotations={AUTO: "true"})
 
-    core.patch_namespaced_secret(
+    rl.core.patch_namespaced_secret(
         "db", NS, {"metadata": {"annotations": {"external-secrets.io/force-sync": "1"}}}
     )
-    change_data(core, "db", {"password": "same"}, controllers)
+    rl.change("db", {"password": "old"})
 
-    assert read(apps, "api").metadata.generation == generation
-    assert reloaded(controllers) == []
+    assert rl.read("api").metadata.generation == generation
+    assert rl.reloaded() == []
 
 
-def test_a_second_identical_change_does_not_roll_twice(
-    core: client.CoreV1Api, apps: client.AppsV1Api, controllers: Controllers
-) -> None:
-    core.create_namespaced_secret(NS, secret_body("db", {"password": "a"}))
-    create(apps, workload("api", annotations={AUTO: "true"}, uses="db"))
-    controllers.settle()
-    change_data(core, "db", {"password": "b"}, controllers)
-    generation = read(apps, "api").metadata.generation
+def test_a_second_identical_change_does_not_roll_twice(rl: Reloader) -> None:
+    rl.arrange(annotations={AUTO: "true"})
+    rl.change("db", {"password": "b"})
+    generation = rl.read("api").metadata.generation
 
-    change_data(core, "db", {"password": "a"}, controllers)
-    change_data(core, "db", {"password": "b"}, controllers)
+    rl.change("db", {"password": "old"})
+    rl.change("db", {"password": "b"})
 
-    assert read(apps, "api").metadata.generation == generation + 2
-    assert env_of(read(apps, "api"), "sidecar")["STAKATER_DB_SECRET"] == sha1_of({"password": "b"})
+    assert rl.read("api").metadata.generation == generation + 2
+    assert env_of(rl.read("api"), "sidecar")["STAKATER_DB_SECRET"] == sha1_of({"password": "b"})
 
 
 @pytest.mark.parametrize(("how", "marked"), [("env", "sidecar"), ("projected", "sidecar"), ("init", "app")])
-def test_auto_finds_the_container_that_uses_the_secret(
-    how: str, marked: str, core: client.CoreV1Api, apps: client.AppsV1Api, controllers: Controllers
-) -> None:
-    core.create_namespaced_secret(NS, secret_body("db", {"password": "old"}))
-    create(apps, workload("api", annotations={AUTO: "true"}, uses="db", how=how))
-    controllers.settle()
+def test_auto_finds_the_container_that_uses_the_secret(how: str, marked: str, rl: Reloader) -> None:
+    rl.arrange(annotations={AUTO: "true"}, how=how)
 
-    change_data(core, "db", {"password": "new"}, controllers)
+    rl.change("db", {"password": "new"})
 
-    assert "STAKATER_DB_SECRET" in env_of(read(apps, "api"), marked)  # init container: the first container
+    assert "STAKATER_DB_SECRET" in env_of(rl.read("api"), marked)  # init container: the first container
 
 
-def test_auto_ignores_a_secret_the_pod_does_not_reference(
-    core: client.CoreV1Api, apps: client.AppsV1Api, controllers: Controllers
-) -> None:
-    core.create_namespaced_secret(NS, secret_body("db", {"password": "old"}))
-    create(apps, workload("api", annotations={AUTO: "true"}, uses=None))
-    controllers.settle()
-    generation = read(apps, "api").metadata.generation
+def test_auto_ignores_a_secret_the_pod_does_not_reference(rl: Reloader) -> None:
+    rl.secret("db", {"password": "old"})
+    rl.deploy("api", annotations={AUTO: "true"}, uses=None)
+    rl.controllers.settle()
+    generation = rl.read("api").metadata.generation
 
-    change_data(core, "db", {"password": "new"}, controllers)
+    rl.change("db", {"password": "new"})
 
-    assert read(apps, "api").metadata.generation == generation
+    assert rl.read("api").metadata.generation == generation
 
 
-def test_reload_annotation_lists_names_and_anchored_regexes(
-    core: client.CoreV1Api, apps: client.AppsV1Api, controllers: Controllers
-) -> None:
-    core.create_namespaced_secret(NS, secret_body("db-main", {"password": "old"}))
-    create(apps, workload("listed", annotations={RELOAD: "other, db-.*"}))  # not referenced: still reloaded
-    create(apps, workload("exact", annotations={RELOAD: "db"}))  # ^db$ does not match db-main
-    create(apps, workload("broken", annotations={RELOAD: "db-(main"}))  # invalid regex: skipped
-    controllers.settle()
+def test_reload_annotation_lists_names_and_anchored_regexes(rl: Reloader) -> None:
+    rl.secret("db-main", {"password": "old"})
+    rl.deploy("listed", annotations={RELOAD: "other, db-.*"})  # not referenced: still reloaded
+    rl.deploy("exact", annotations={RELOAD: "db"})  # ^db$ does not match db-main
+    rl.deploy("broken", annotations={RELOAD: "db-(main"})  # invalid regex: skipped
+    rl.controllers.settle()
 
-    change_data(core, "db-main", {"password": "new"}, controllers)
+    rl.change("db-main", {"password": "new"})
 
-    assert reloaded(controllers) == ["listed"]
-    assert "STAKATER_DB_MAIN_SECRET" in env_of(read(apps, "listed"), "app")  # the first container
+    assert rl.reloaded() == ["listed"]
+    assert "STAKATER_DB_MAIN_SECRET" in env_of(rl.read("listed"), "app")  # the first container
 
 
-def test_search_needs_the_match_annotation_on_the_secret(
-    core: client.CoreV1Api, apps: client.AppsV1Api, controllers: Controllers
-) -> None:
-    core.create_namespaced_secret(NS, secret_body("db", {"password": "one"}))
-    create(apps, workload("api", annotations={SEARCH: "true"}, uses="db"))
-    controllers.settle()
+def test_search_needs_the_match_annotation_on_the_secret(rl: Reloader) -> None:
+    rl.arrange(annotations={SEARCH: "true"})
 
-    change_data(core, "db", {"password": "two"}, controllers)
-    assert reloaded(controllers) == []
+    rl.change("db", {"password": "two"})
+    assert rl.reloaded() == []
 
-    core.patch_namespaced_secret("db", NS, {"metadata": {"annotations": {MATCH: "true"}}})
-    change_data(core, "db", {"password": "three"}, controllers)
-    assert reloaded(controllers) == ["api"]
+    rl.core.patch_namespaced_secret("db", NS, {"metadata": {"annotations": {MATCH: "true"}}})
+    rl.change("db", {"password": "three"})
+    assert rl.reloaded() == ["api"]
 
 
-def test_pod_template_annotations_count_when_the_workload_has_none(
-    core: client.CoreV1Api, apps: client.AppsV1Api, controllers: Controllers
-) -> None:
-    core.create_namespaced_secret(NS, secret_body("db", {"password": "old"}))
-    create(apps, workload("api", template_annotations={AUTO: "true"}, uses="db"))
-    create(
-        apps,
-        workload("shadowed", annotations={SEARCH: "true"}, template_annotations={AUTO: "true"}, uses="db"),
-    )
-    controllers.settle()
+def test_pod_template_annotations_count_when_the_workload_has_none(rl: Reloader) -> None:
+    rl.secret("db", {"password": "old"})
+    rl.deploy("api", template_annotations={AUTO: "true"}, uses="db")
+    rl.deploy("shadowed", annotations={SEARCH: "true"}, template_annotations={AUTO: "true"}, uses="db")
+    rl.controllers.settle()
 
-    change_data(core, "db", {"password": "new"}, controllers)
+    rl.change("db", {"password": "new"})
 
-    assert reloaded(controllers) == ["api"]  # the workload's own search annotation hides the template's
+    assert rl.reloaded() == ["api"]  # the workload's own search annotation hides the template's
 
 
-def test_ignored_and_excluded_secrets_reload_nothing(
-    core: client.CoreV1Api, apps: client.AppsV1Api, controllers: Controllers
-) -> None:
-    core.create_namespaced_secret(NS, secret_body("ignored", {"password": "old"}, {IGNORE: "true"}))
-    core.create_namespaced_secret(NS, secret_body("excluded", {"password": "old"}))
-    create(apps, workload("a", annotations={AUTO: "true"}, uses="ignored"))
-    create(apps, workload("b", annotations={AUTO: "true", EXCLUDE: "excluded"}, uses="excluded"))
-    controllers.settle()
+def test_ignored_and_excluded_secrets_reload_nothing(rl: Reloader) -> None:
+    rl.secret("ignored", {"password": "old"}, {IGNORE: "true"})
+    rl.secret("excluded", {"password": "old"})
+    rl.deploy("a", annotations={AUTO: "true"}, uses="ignored")
+    rl.deploy("b", annotations={AUTO: "true", EXCLUDE: "excluded"}, uses="excluded")
+    rl.controllers.settle()
 
-    change_data(core, "ignored", {"password": "new"}, controllers)
-    change_data(core, "excluded", {"password": "new"}, controllers)
+    rl.change("ignored", {"password": "new"})
+    rl.change("excluded", {"password": "new"})
 
-    assert reloaded(controllers) == []
+    assert rl.reloaded() == []
 
 
 @pytest.mark.parametrize("kind", ["StatefulSet", "DaemonSet"])
-def test_stateful_sets_and_daemon_sets_are_reloaded_too(
-    kind: str, core: client.CoreV1Api, apps: client.AppsV1Api, controllers: Controllers
-) -> None:
-    core.create_namespaced_secret(NS, secret_body("db", {"password": "old"}))
-    create(apps, workload("api", kind, annotations={AUTO: "true"}, uses="db"))
-    controllers.settle()
-    generation = read(apps, "api", kind).metadata.generation
+def test_stateful_sets_and_daemon_sets_are_reloaded_too(kind: str, rl: Reloader) -> None:
+    generation = rl.arrange(kind, annotations={AUTO: "true"})
 
-    change_data(core, "db", {"password": "new"}, controllers)
+    rl.change("db", {"password": "new"})
 
-    updated = read(apps, "api", kind)
+    updated = rl.read("api", kind)
     assert updated.metadata.generation == generation + 1
     assert env_of(updated, "sidecar")["STAKATER_DB_SECRET"] == sha1_of({"password": "new"})
-    assert [(e.kind, e.name) for e in controllers.events if e.reason == "Reloaded"] == [(kind, "api")]
+    assert [(e.kind, e.name) for e in rl.controllers.events if e.reason == "Reloaded"] == [(kind, "api")]
 
 
 def test_annotations_strategy_writes_last_reloaded_from(
     cluster: KubernetesTwin, core: client.CoreV1Api, apps: client.AppsV1Api
 ) -> None:
     with Controllers(cluster, eso=False, reload_strategy="annotations") as controllers:
-        core.create_namespaced_secret(NS, secret_body("db", {"password": "old"}))
-        create(apps, workload("api", annotations={AUTO: "true"}, uses="db"))
-        controllers.settle()
-        generation = read(apps, "api").metadata.generation
+        rl = Reloader(core, apps, controllers)
+        generation = rl.arrange(annotations={AUTO: "true"})
         started = int(time.time())
 
-        change_data(core, "db", {"password": "new"}, controllers)
+        rl.change("db", {"password": "new"})
 
-        deployment = read(apps, "api")
+        deployment = rl.read("api")
     assert deployment.metadata.generation == generation + 1
     source = json.loads(deployment.spec.template.metadata.annotations[LAST_RELOADED])
     assert list(source) == ["type", "name", "namespace", "hash", "containerRefs", "observedAt"]

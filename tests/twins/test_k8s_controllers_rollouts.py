@@ -10,7 +10,6 @@ propagation: Key Vault value, ESO force-sync, Reloader, rollout.
 from __future__ import annotations
 
 import base64
-import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +18,21 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tests.twins.k8s_helpers import (  # noqa: F401 - api_client, apps_api and cluster_twin are fixtures
+    NS,
+    api_client,
+    apps_api,
+    call,
+    cluster_store,
+    cluster_twin,
+    external_secret,
+    sha1_of,
+)
+from tests.twins.k8s_helpers import workload as any_workload
 from twins.keyvault import KeyVaultTwin
 from twins.kubernetes import ESO_GROUP, KubernetesTwin
 from twins.kubernetes.controllers import Controllers
 
-NS = "apps"
 ROLLOUT_SECONDS = 0.4
 
 
@@ -96,31 +105,8 @@ def daemon_set_status(obj: Any) -> tuple[bool, str]:
 
 
 def workload(name: str, kind: str = "Deployment", *, replicas: int = 3, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": "apps/v1",
-        "kind": kind,
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": "registry.example/app:1.0"}]},
-            },
-            **spec,
-        },
-    }
-    if kind != "DaemonSet":
-        body["spec"]["replicas"] = replicas
-    if kind == "StatefulSet":
-        body["spec"]["serviceName"] = name
-    return body
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[KubernetesTwin]:
-    with KubernetesTwin(cert_dir=tmp_path / "k8s") as running:
-        running.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-        yield running
+    """A one-container workload; ``replicas`` for all but a DaemonSet."""
+    return any_workload(name, kind, **spec, **({} if kind == "DaemonSet" else {"replicas": replicas}))
 
 
 @pytest.fixture
@@ -129,20 +115,12 @@ def controllers(cluster: KubernetesTwin) -> Iterator[Controllers]:
         yield running
 
 
-@pytest.fixture
-def api(cluster: KubernetesTwin) -> Iterator[client.ApiClient]:
-    with cluster.api_client() as api_client:
-        yield api_client
-
-
-@pytest.fixture
-def apps(api: client.ApiClient) -> client.AppsV1Api:
-    return client.AppsV1Api(api)
-
-
-def call(apps: client.AppsV1Api, verb: str, kind: str, *args: Any) -> Any:
-    suffix = {"Deployment": "deployment", "StatefulSet": "stateful_set", "DaemonSet": "daemon_set"}[kind]
-    return getattr(apps, f"{verb}_namespaced_{suffix}")(*args)
+def deploy(
+    apps: client.AppsV1Api, controllers: Controllers, kind: str = "Deployment", name: str = "api"
+) -> None:
+    """Create a workload and let its first rollout finish."""
+    call(apps, "create", kind, NS, workload(name, kind))
+    controllers.settle()
 
 
 def status_of(apps: client.AppsV1Api, kind: str, name: str) -> tuple[bool, str]:
@@ -158,8 +136,7 @@ def new_image(apps: client.AppsV1Api, kind: str, name: str, image: str = "regist
 def test_a_template_change_rolls_out_over_rollout_seconds(
     kind: str, apps: client.AppsV1Api, controllers: Controllers
 ) -> None:
-    call(apps, "create", kind, NS, workload("api", kind))
-    controllers.settle()
+    deploy(apps, controllers, kind)
     assert status_of(apps, kind, "api")[0]  # the first rollout is done
     started = time.monotonic()
 
@@ -177,8 +154,7 @@ def test_a_template_change_rolls_out_over_rollout_seconds(
 
 
 def test_deployment_status_at_the_end_of_a_rollout(apps: client.AppsV1Api, controllers: Controllers) -> None:
-    call(apps, "create", "Deployment", NS, workload("api"))
-    controllers.settle()
+    deploy(apps, controllers)
     new_image(apps, "Deployment", "api")
     controllers.settle()
 
@@ -223,8 +199,7 @@ def test_statefulset_revisions_converge_and_a_partition_holds_the_lower_ordinals
 
 
 def test_daemonset_rolls_out_on_every_node(apps: client.AppsV1Api, controllers: Controllers) -> None:
-    call(apps, "create", "DaemonSet", NS, workload("agent", "DaemonSet"))
-    controllers.settle()
+    deploy(apps, controllers, "DaemonSet", "agent")
 
     status = call(apps, "read", "DaemonSet", "agent", NS).status
     assert (status.desired_number_scheduled, status.updated_number_scheduled, status.number_available) == (
@@ -237,8 +212,7 @@ def test_daemonset_rolls_out_on_every_node(apps: client.AppsV1Api, controllers: 
 def test_a_failed_deployment_rollout_exceeds_its_progress_deadline_and_never_completes(
     apps: client.AppsV1Api, controllers: Controllers
 ) -> None:
-    call(apps, "create", "Deployment", NS, workload("api"))
-    controllers.settle()
+    deploy(apps, controllers)
     controllers.fail_rollout("Deployment", NS, "api")
 
     new_image(apps, "Deployment", "api")
@@ -258,8 +232,7 @@ def test_a_failed_deployment_rollout_exceeds_its_progress_deadline_and_never_com
 def test_a_failed_statefulset_or_daemonset_rollout_never_completes(
     kind: str, apps: client.AppsV1Api, controllers: Controllers
 ) -> None:
-    call(apps, "create", kind, NS, workload("api", kind))
-    controllers.settle()
+    deploy(apps, controllers, kind)
     controllers.fail_rollout(kind, NS, "api")
 
     new_image(apps, kind, "api")
@@ -271,8 +244,7 @@ def test_a_failed_statefulset_or_daemonset_rollout_never_completes(
 
 
 def test_a_healed_rollout_completes(apps: client.AppsV1Api, controllers: Controllers) -> None:
-    call(apps, "create", "Deployment", NS, workload("api"))
-    controllers.settle()
+    deploy(apps, controllers)
     controllers.fail_rollout("Deployment", NS, "api")
     new_image(apps, "Deployment", "api")
     controllers.settle()
@@ -286,8 +258,7 @@ def test_a_healed_rollout_completes(apps: client.AppsV1Api, controllers: Control
 def test_a_paused_deployment_observes_its_generation_but_does_not_roll(
     apps: client.AppsV1Api, controllers: Controllers
 ) -> None:
-    call(apps, "create", "Deployment", NS, workload("api"))
-    controllers.settle()
+    deploy(apps, controllers)
     apps.patch_namespaced_deployment("api", NS, {"spec": {"paused": True}})
     new_image(apps, "Deployment", "api")
     controllers.settle()
@@ -318,16 +289,9 @@ def test_force_sync_to_reloaded_and_rolled_out(
     with KeyVaultTwin(vault_name="kv-e2e", cert_dir=tmp_path / "kv") as vault:
         kv = vault.secret_client()
         kv.set_secret("db-password", "old")
-        store = {"name": "vault", "kind": "ClusterSecretStore"}
-        provider = {"azurekv": {"vaultUrl": vault.url}}
-        cluster.put({"apiVersion": f"{ESO_GROUP}/v1", "kind": store["kind"],
-                     "metadata": {"name": store["name"]}, "spec": {"provider": provider}})  # fmt: skip
-        data = [{"secretKey": "password", "remoteRef": {"key": "db-password"}}]
-        spec = {"refreshPolicy": "OnChange", "secretStoreRef": store, "data": data}
-        cluster.put({"apiVersion": f"{ESO_GROUP}/v1", "kind": "ExternalSecret",
-                     "metadata": {"name": "db", "namespace": NS}, "spec": spec})  # fmt: skip
-        body = workload("api")
-        body["metadata"]["annotations"] = {"reloader.stakater.com/auto": "true"}
+        cluster.put(cluster_store(vault.url, auth_type=None))
+        cluster.put(external_secret("db", refreshPolicy="OnChange"))
+        body = workload("api", annotations={"reloader.stakater.com/auto": "true"})
         body["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"secretRef": {"name": "db"}}]
         call(apps, "create", "Deployment", NS, body)
         with Controllers(cluster, keyvault=vault, rollout_seconds=ROLLOUT_SECONDS) as controllers:
@@ -347,8 +311,7 @@ def test_force_sync_to_reloaded_and_rolled_out(
             deployment = call(apps, "read", "Deployment", "api", NS)
             assert deployment.metadata.generation == generation + 1
             [env] = deployment.spec.template.spec.containers[0].env
-            marker = hashlib.sha1(b"password=new", usedforsecurity=False).hexdigest()
-            assert (env.name, env.value) == ("STAKATER_DB_SECRET", marker)
+            assert (env.name, env.value) == ("STAKATER_DB_SECRET", sha1_of({"password": "new"}))
             assert rollout_status("Deployment", deployment) == (
                 True,
                 'deployment "api" successfully rolled out',

@@ -154,16 +154,18 @@ def _property(value: str, prop: str, key: str) -> bytes:
 
 def _all_metadata(secret: VaultSecret) -> dict[str, str]:
     """``getSecretAllMetadata`` (legacy SDK): tags plus ``attribute.*`` times."""
-    metadata = dict(secret.tags)
-    for key, when in (
-        ("attribute.expires", secret.expires),
-        ("attribute.created", secret.created),
-        ("attribute.updated", secret.updated),
-        ("attribute.notBefore", secret.not_before),
-    ):
-        if when is not None:
-            metadata[key] = rfc3339(when.timestamp())
-    return metadata
+    return {**secret.tags, **_attributes(secret)}
+
+
+def _attributes(secret: VaultSecret) -> dict[str, str]:
+    """The legacy SDK's ``attribute.*`` times that are set, as RFC 3339."""
+    times = {
+        "attribute.expires": secret.expires,
+        "attribute.created": secret.created,
+        "attribute.updated": secret.updated,
+        "attribute.notBefore": secret.not_before,
+    }
+    return {key: rfc3339(when.timestamp()) for key, when in times.items() if when is not None}
 
 
 def _secret_tag(tags: Mapping[str, str], prop: str) -> bytes:
@@ -189,14 +191,7 @@ def _flat_tags(secret: VaultSecret, name: str) -> dict[str, str]:
             flat[prefix] = value
         else:
             flat.update({f"{prefix}_{key}": member for key, member in members.items()})
-    for key, when in (
-        ("attribute.expires", secret.expires),
-        ("attribute.created", secret.created),
-        ("attribute.updated", secret.updated),
-        ("attribute.notBefore", secret.not_before),
-    ):
-        if when is not None:
-            flat[f"{name}_{key}"] = rfc3339(when.timestamp())
+    flat.update({f"{name}_{key}": value for key, value in _attributes(secret).items()})
     return flat
 
 
