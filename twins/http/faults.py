@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import Field, replace
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -115,3 +116,28 @@ class FaultInjector(Generic[FaultT]):
         """The faults still armed (copies)."""
         with self._lock:
             return [replace(f) for f in self._faults]
+
+
+class FaultControls(Generic[FaultT]):
+    """The fault-arming methods a twin offers its tests, over its :class:`FaultInjector`.
+
+    A twin sets ``fault_type`` (its ``Fault`` dataclass) and ``self._faults``.
+    """
+
+    fault_type: Callable[..., FaultT]
+    _faults: FaultInjector[FaultT]
+
+    def inject(self, fault: FaultT | None = None, /, **fields: Any) -> FaultT:
+        """Arm ``fault``, or one built from ``fields`` (see the twin's ``Fault``)."""
+        if fault is not None and fields:
+            raise TypeError("pass a Fault or its fields, not both")
+        return self._faults.add(fault if fault is not None else self.fault_type(**fields))
+
+    def clear_faults(self) -> int:
+        """Disarm every injected fault; returns how many were armed."""
+        return self._faults.clear()
+
+    @property
+    def faults(self) -> list[FaultT]:
+        """The faults still armed (copies)."""
+        return self._faults.pending()

@@ -20,6 +20,7 @@ import socket
 import ssl
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -135,6 +136,35 @@ class HTTPSRequestHandler(BaseHTTPRequestHandler, ABC, Generic[AnswerT]):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
+
+
+class DispatchingHandler(HTTPSRequestHandler[AnswerT]):
+    """A handler that builds the twin's request object and hands it to the server's callable.
+
+    A twin sets ``server_version`` (its whole ``Server`` header: ``http.server`` would append
+    the Python version), ``request_type`` (``(method, target, headers, body) -> request``)
+    and ``max_body``, and writes answers with its own ``_send``.
+    """
+
+    request_type: Callable[[str, str, dict[str, str], bytes], Any]
+    server: DispatchingServer
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def _answer(self, body: bytes) -> AnswerT:
+        request = self.request_type(self.command, self.path, dict(self.headers.items()), body)
+        answer: AnswerT = self.server.handler(request)
+        return answer
+
+
+class DispatchingServer(HTTPSServer):
+    """Threaded HTTPS server handing every request to one ``handler`` callable."""
+
+    def __init__(self, address: tuple[str, int], handler: Callable[[Any], Any],
+                 context: ssl.SSLContext, handler_class: type[DispatchingHandler[Any]]) -> None:
+        super().__init__(address, handler_class, context)
+        self.handler = handler
 
 
 def hard_close(connection: socket.socket) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 
-from twins.http.server import HTTPSRequestHandler, HTTPSServer
+from twins.http.server import DispatchingHandler, DispatchingServer
 from twins.jenkins.exchange import Request, Response
 
 MAX_BODY = 1 << 20
@@ -19,27 +19,12 @@ MAX_BODY = 1 << 20
 Handler = Callable[[Request], Response]
 
 
-class TwinHTTPServer(HTTPSServer):
-    """Threaded HTTPS server handing every request to one ``handler``."""
-
-    def __init__(self, address: tuple[str, int], handler: Handler, context: ssl.SSLContext) -> None:
-        super().__init__(address, _RequestHandler, context)
-        self.handler = handler
-
-
-class _RequestHandler(HTTPSRequestHandler[Response]):
+class _RequestHandler(DispatchingHandler[Response]):
     server_version = "JenkinsTwin/1.0"
     max_body = MAX_BODY
-    server: TwinHTTPServer
+    request_type = Request
 
-    def version_string(self) -> str:
-        """The ``Server`` header, without the Python version ``http.server`` appends."""
-        return self.server_version
-
-    def _answer(self, body: bytes) -> Response:
-        return self.server.handler(Request(self.command, self.path, dict(self.headers.items()), body))
-
-    do_HEAD = do_OPTIONS = HTTPSRequestHandler.dispatch
+    do_HEAD = do_OPTIONS = DispatchingHandler.dispatch
 
     def _send(self, answer: Response) -> None:
         self.send_response(answer.status)
@@ -51,3 +36,10 @@ class _RequestHandler(HTTPSRequestHandler[Response]):
         self.end_headers()
         if answer.body and self.command != "HEAD":
             self.wfile.write(answer.body)
+
+
+class TwinHTTPServer(DispatchingServer):
+    """Threaded HTTPS server handing every request to one ``handler``."""
+
+    def __init__(self, address: tuple[str, int], handler: Handler, context: ssl.SSLContext) -> None:
+        super().__init__(address, handler, context, _RequestHandler)

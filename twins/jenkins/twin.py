@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from twins.http.faults import FaultControls
 from twins.http.lifecycle import HTTPSTwin
 from twins.jenkins.api_tokens import DESCRIPTOR, ApiTokenEndpoints
 from twins.jenkins.clock import TwinClock
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     import requests
 
 
-class JenkinsTwin(HTTPSTwin):
+class JenkinsTwin(HTTPSTwin, FaultControls[Fault]):
     """An HTTPS Jenkins controller that serves the API-token endpoints and nothing else.
 
     ``context_path`` is where Jenkins is mounted (``/`` or e.g. ``/jenkins/``). ``clock``
@@ -42,6 +43,8 @@ class JenkinsTwin(HTTPSTwin):
     ``X-Jenkins`` header says. Start, stop, ``with`` and ``ca_path`` come from
     :class:`~twins.http.lifecycle.HTTPSTwin`.
     """
+
+    fault_type = Fault
 
     def __init__(
         self,
@@ -177,21 +180,6 @@ class JenkinsTwin(HTTPSTwin):
         return self.store.users()
 
     # -- faults and time ----------------------------------------------------------------
-
-    def inject(self, fault: Fault | None = None, /, **fields: Any) -> Fault:
-        """Arm ``fault``, or one built from ``fields`` (see :class:`~twins.jenkins.faults.Fault`)."""
-        if fault is not None and fields:
-            raise TypeError("pass a Fault or its fields, not both")
-        return self._faults.add(fault if fault is not None else Fault(**fields))
-
-    def clear_faults(self) -> int:
-        """Disarm every injected fault; returns how many were armed."""
-        return self._faults.clear()
-
-    @property
-    def faults(self) -> list[Fault]:
-        """The faults still armed (copies)."""
-        return self._faults.pending()
 
     def now(self) -> datetime:
         """The twin's time."""

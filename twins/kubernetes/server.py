@@ -14,7 +14,7 @@ import ssl
 import uuid
 from collections.abc import Callable
 
-from twins.http.server import HTTPSRequestHandler, HTTPSServer
+from twins.http.server import DispatchingHandler, DispatchingServer
 from twins.kubernetes.exchange import Request, Response
 
 MAX_BODY = 3 * 1024 * 1024
@@ -22,27 +22,12 @@ MAX_BODY = 3 * 1024 * 1024
 Handler = Callable[[Request], Response]
 
 
-class TwinHTTPServer(HTTPSServer):
-    """Threaded HTTPS server handing every request to one ``handler``."""
-
-    def __init__(self, address: tuple[str, int], handler: Handler, context: ssl.SSLContext) -> None:
-        super().__init__(address, _RequestHandler, context)
-        self.handler = handler
-
-
-class _RequestHandler(HTTPSRequestHandler[Response]):
+class _RequestHandler(DispatchingHandler[Response]):
     server_version = "KubernetesTwin/1.0"
     max_body = MAX_BODY
-    server: TwinHTTPServer
+    request_type = Request
 
-    def version_string(self) -> str:
-        """The ``Server`` header, without the Python version ``http.server`` appends."""
-        return self.server_version
-
-    def _answer(self, body: bytes) -> Response:
-        return self.server.handler(Request(self.command, self.path, dict(self.headers.items()), body))
-
-    do_HEAD = HTTPSRequestHandler.dispatch
+    do_HEAD = DispatchingHandler.dispatch
 
     def _send(self, answer: Response) -> None:
         if isinstance(answer.body, str):
@@ -59,3 +44,10 @@ class _RequestHandler(HTTPSRequestHandler[Response]):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+
+class TwinHTTPServer(DispatchingServer):
+    """Threaded HTTPS server handing every request to one ``handler``."""
+
+    def __init__(self, address: tuple[str, int], handler: Handler, context: ssl.SSLContext) -> None:
+        super().__init__(address, handler, context, _RequestHandler)

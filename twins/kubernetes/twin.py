@@ -18,8 +18,9 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from twins.http.faults import FaultControls
 from twins.http.lifecycle import HTTPSTwin
 from twins.kubernetes.errors import ApiError
 from twins.kubernetes.faults import Fault, FaultInjector, RequestLog
@@ -42,7 +43,7 @@ DEFAULT_CRD_DIR = Path(__file__).resolve().parents[3] / "shared" / "eso-crds"
 ADMIN_USER = "twin-admin"
 
 
-class KubernetesTwin(HTTPSTwin):
+class KubernetesTwin(HTTPSTwin, FaultControls[Fault]):
     """An HTTPS Kubernetes API server for Secrets, Namespaces, apps workloads and the ESO kinds.
 
     ``tokens`` maps bearer tokens to an :class:`~twins.kubernetes.rbac.Identity` or to bare
@@ -53,6 +54,8 @@ class KubernetesTwin(HTTPSTwin):
     stamps ``creationTimestamp`` and ``deletionTimestamp``. Start, stop, ``with`` and
     ``ca_path`` come from :class:`~twins.http.lifecycle.HTTPSTwin`.
     """
+
+    fault_type = Fault
 
     def __init__(
         self,
@@ -188,21 +191,6 @@ class KubernetesTwin(HTTPSTwin):
         return self.store.subscribe(callback)
 
     # -- faults and log ---------------------------------------------------------------
-
-    def inject(self, fault: Fault | None = None, /, **fields: Any) -> Fault:
-        """Arm ``fault``, or one built from ``fields`` (see :class:`~twins.kubernetes.faults.Fault`)."""
-        if fault is not None and fields:
-            raise TypeError("pass a Fault or its fields, not both")
-        return self._faults.add(fault if fault is not None else Fault(**fields))
-
-    def clear_faults(self) -> int:
-        """Disarm every injected fault; returns how many were armed."""
-        return self._faults.clear()
-
-    @property
-    def faults(self) -> list[Fault]:
-        """The faults still armed (copies)."""
-        return self._faults.pending()
 
     @property
     def requests(self) -> RequestLog:
