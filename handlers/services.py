@@ -25,6 +25,8 @@ from rotation.health import CredentialHealth
 from rotation.ids import VaultName
 from rotation.journal import Journal, open_journal
 from rotation.keyvault import KeyVaultSecrets, build_secret_client
+from rotation.propagation.access import ClusterDirectory
+from rotation.propagation.propagator import Propagator
 from rotation.service import RotationService
 from rotation.settings import Settings
 from rotation.sweeper import Sweeper
@@ -89,8 +91,16 @@ def build_services(settings: Settings, *, observer: StepObserver | None = None,
             return clients[vault.name]
 
     journal = open_journal(settings.protocol.journal)
+    propagator = None
+    if settings.propagation.clusters:
+        directory = ClusterDirectory(
+            settings.propagation.clusters,
+            lambda vault, name: vault_secrets(vault).latest(name).value.reveal(),
+            timeout_seconds=settings.connect_timeout_seconds)
+        propagator = Propagator(directory, clock)
     engine = RotationEngine(settings=settings, journal=journal, vaults=vault_secrets,
-                            targets=targets, clock=clock, observer=observer)
+                            targets=targets, clock=clock, observer=observer,
+                            propagator=propagator)
     rotation = RotationService(settings=settings, vaults=vault_secrets, journal=journal,
                                engine=engine, clock=clock, worker_id=worker_id())
     sweeper = Sweeper(settings=settings, service=rotation, clock=clock)

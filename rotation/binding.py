@@ -20,6 +20,9 @@ Tags an operator sets (README "Binding a secret" documents them):
 ``rotator-grace-hours``    how long a previous credential keeps working after a
                            new version is promoted, for strategies that retire it
                            (optional: app default)
+``rotator-max-grace-hours`` where propagation tracks Kubernetes consumers: the
+                           longest the previous credential waits for them to confirm
+                           before it is retired anyway (optional: the grace hours)
 ``rotator-password-``      a password preset of :mod:`rotation.passwords`
 ``alphabet``               (optional: the target's preset)
 ``rotator-password-``      length of generated passwords, 16-128
@@ -51,6 +54,7 @@ TAG_USERNAME = "rotator-username"
 TAG_VALIDITY_DAYS = "rotator-validity-days"
 TAG_STRATEGY = "rotator-strategy"
 TAG_GRACE_HOURS = "rotator-grace-hours"
+TAG_MAX_GRACE_HOURS = "rotator-max-grace-hours"
 TAG_PASSWORD_ALPHABET = "rotator-password-alphabet"  # noqa: S105 (a tag name)
 TAG_PASSWORD_LENGTH = "rotator-password-length"  # noqa: S105 (a tag name)
 TAG_ROTATION_ID = "rotator-rotation-id"
@@ -84,6 +88,13 @@ class SecretBinding:
     grace_hours: float
     password_preset: str | None = None  # None: the target's
     password_length: int | None = None  # None: the target's
+    #: With Kubernetes consumers tracked, the previous credential is retired as soon as every
+    #: consumer confirmed the new one, and at the latest this long after promote.
+    max_grace_hours: float | None = None  # None: grace_hours
+
+    @property
+    def propagation_wait_hours(self) -> float:
+        return self.grace_hours if self.max_grace_hours is None else self.max_grace_hours
 
 
 def is_opted_in(tags: Mapping[str, str] | None) -> bool:
@@ -120,6 +131,8 @@ def read_binding(
         problems.append(f"strategy alternating-users switches logins, so it takes the login "
                         f"from the value; remove tag {TAG_USERNAME}")
     grace = _grace_hours(tags.get(TAG_GRACE_HOURS), default_grace_hours, problems)
+    max_grace = (_grace_hours(tags[TAG_MAX_GRACE_HOURS], grace, problems, TAG_MAX_GRACE_HOURS)
+                 if tags.get(TAG_MAX_GRACE_HOURS, "").strip() else None)
     preset = _password_preset(tags.get(TAG_PASSWORD_ALPHABET), problems)
     length = _password_length(tags.get(TAG_PASSWORD_LENGTH), problems)
     if problems:
@@ -132,6 +145,7 @@ def read_binding(
         grace_hours=grace,
         password_preset=preset,
         password_length=length,
+        max_grace_hours=max_grace,
     )
 
 
@@ -174,17 +188,18 @@ def _validity_days(raw: str | None, default: int, problems: list[str]) -> int:
     return days
 
 
-def _grace_hours(raw: str | None, default: float, problems: list[str]) -> float:
+def _grace_hours(raw: str | None, default: float, problems: list[str],
+                 tag: str = TAG_GRACE_HOURS) -> float:
     if raw is None or not raw.strip():
         return default
     try:
         hours = float(raw.strip())
     except ValueError:
-        problems.append(f"tag {TAG_GRACE_HOURS}={quote_input(raw)} is not a number of hours")
+        problems.append(f"tag {tag}={quote_input(raw)} is not a number of hours")
         return default
-    if not 0 <= hours <= MAX_GRACE_HOURS:
-        problems.append(f"tag {TAG_GRACE_HOURS}={quote_input(raw.strip())} is outside "
-                        f"0..{MAX_GRACE_HOURS}")
+    if not 0 <= hours <= MAX_GRACE_HOURS:  # also refuses nan and inf
+        problems.append(f"tag {tag}={quote_input(raw.strip())} is outside 0..{MAX_GRACE_HOURS}")
+        return default
     return hours
 
 

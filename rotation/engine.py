@@ -3,10 +3,16 @@
 ::
 
     prepare ─► apply ─► verify ─► promote ─► propagate ─► retire ─► finish
-    (pending     (target   (fresh    (new current  (seam: ESO    (previous     (pending
-     credential   changes)  login)    version,      re-sync,      credential    disabled,
-     in Key Vault)                    tags, exp)    later issue)  ends, after   journal
-                                                                  its grace)    closed)
+    (pending     (target   (fresh    (new current  (ESO objects  (previous     (pending
+     credential   changes)  login)    version,      that read it  credential    disabled,
+     in Key Vault)                    tags, exp)    annotated)    ends, once    journal
+                                                                  confirmed)    closed)
+
+**Propagation.** With clusters configured, ``propagate`` annotates the ExternalSecrets that
+read the secret (:mod:`rotation.propagation.propagator`); retirement then waits, without
+holding an invocation, until every consumer confirmed (ESO synced, Reloader's rollouts done)
+or the maximum grace ran out (``awaiting-propagation``; the sweeper comes back). Without
+tracked consumers the previous credential is retired after its grace, as before.
 
 **The invariant.** At every instant either the secret's current Key Vault version
 authenticates against the target, or the journal names the pending version that does, and a
@@ -73,6 +79,9 @@ from rotation.pending import (
     read_pending,
     store_pending,
 )
+from rotation.propagation.api import ClusterError
+from rotation.propagation.progress import Propagation
+from rotation.propagation.propagator import Propagator
 from rotation.recovery import Recovery
 from rotation.retry import call_with_retry, deadline
 from rotation.secret_value import Credential
@@ -129,6 +138,7 @@ class RotationEngine:
     def __init__(
         self, *, settings: Settings, journal: Journal, vaults: Callable[[str], KeyVaultSecrets],
         targets: TargetFactory, clock: Clock, observer: StepObserver | None = None,
+        propagator: Propagator | None = None,
     ) -> None:
         self._settings = settings
         self._protocol = settings.protocol
@@ -137,6 +147,7 @@ class RotationEngine:
         self._targets = targets
         self._clock = clock
         self._observer = observer or NoObserver()
+        self._propagator = propagator
         self._recovery = Recovery(journal=journal, vaults=vaults, context=self._context,
                                   clock=clock, protocol=settings.protocol)
 
@@ -161,6 +172,8 @@ class RotationEngine:
                     # after it is rewritten each time, so it never piles up.
                     cause = (record.last_error or "").split("; ", 1)[0] or "repair"
                     return self._recovery.settle(record, cause)
+                if record.purpose == "propagation":
+                    return self._propagation_only(progress)
                 context = self._context(record)
                 return self._steps(progress, context)
             except ConcurrentRotation:
@@ -200,7 +213,8 @@ class RotationEngine:
             ("applied", self._apply),
             ("verified", self._verify),
             ("promoted", self._promote),
-            ("propagated", self._propagate),
+            ("propagated", lambda record, ctx: self._propagate(progress, ctx.new_tags,
+                                                               self._wait_for(ctx))),
             ("retired", self._retire),
             ("finished", self._finish),
         )
@@ -208,8 +222,14 @@ class RotationEngine:
             record = progress.record
             if record.done(step):
                 continue
-            if step == "retired" and record.retire_after and self._clock() < record.retire_after:
-                return self._await_retirement(progress)
+            if step == "retired":
+                waiting = self._await_consumers(progress, retires=ctx.target.retires_previous,
+                                                wait_hours=self._wait_for(ctx))
+                if waiting is not None:
+                    return waiting
+                record = progress.record
+                if record.retire_after and self._clock() < record.retire_after:
+                    return self._await_retirement(progress)
             record = self._renew_lease_for_a_step(progress)
             with self._step(step, record):
                 changes = effect(record, ctx)
@@ -353,17 +373,159 @@ class RotationEngine:
         return {"new_version": promoted.version, "new_expiry": promoted.expires_on,
                 "retire_after": retire_after}
 
-    def _propagate(self, record: RotationRecord, ctx: RotationContext) -> Changes:
-        """The seam for Kubernetes propagation (ESO re-sync, Reloader): nothing yet."""
-        return {}
+    def _propagate(self, progress: _Progress, tags: dict[str, str], wait_hours: float) -> Changes:
+        """Annotate the ESO objects that read the secret, in every cluster; journal the plan
+        (with each consumer's state before) ahead of the patches.
 
+        A cluster that cannot be reached parks the rotation ``awaiting-propagation`` (the
+        sweeper retries with back-off) until the maximum grace, when the step completes
+        with a warning naming it: ESO's own refresh interval is then the fallback.
+        """
+        if self._propagator is None:
+            return {}
+        record = progress.record
+        vault = self._settings.vault(record.vault)
+        state = record.propagation or Propagation()
+
+        def save(updated: Propagation) -> None:
+            progress.record = self._journal.advance(progress.record, now=self._clock(),
+                                                    ttl=self.lease, propagation=updated)
+            self._observer.inside("propagated", "saved", progress.record)
+
+        try:
+            state = self._propagator.trigger(
+                state, vault_url=vault.url if vault else f"https://{record.vault}.vault.azure.net",
+                secret=record.secret, tags=tags, value=record.rotation_id, save=save)
+        except ClusterError as exc:
+            state = progress.record.propagation or state
+            if self._clock() < self._propagation_deadline(progress.record, wait_hours):
+                raise PropagationUnavailable(f"cannot reach a cluster to propagate: {exc}") from None
+            warning = f"propagated without these clusters, unreachable until the deadline: {exc}"
+            logger.warning("propagation incomplete", extra={"outcome": "propagation-incomplete",
+                                                            "detail": warning})
+            state = state.with_changes(errors=(str(exc),), warning=warning[:1000])
+        return {"propagation": state}
+
+    def _await_consumers(self, progress: _Progress, *, retires: bool,
+                         wait_hours: float) -> RotationRecord | None:
+        """Hold retirement until every tracked consumer confirmed, or the deadline passed.
+
+        Returns the released record while waiting, None to go on. When every consumer
+        confirmed, retirement no longer waits for the fixed grace; at the deadline it goes
+        on with a warning naming the consumers that never confirmed.
+        """
+        record = progress.record
+        state = record.propagation
+        if self._propagator is None or state is None or not state.consumers:
+            return None
+        now = self._clock()
+        deadline = self._propagation_deadline(record, wait_hours)
+        if state.waiting and now < deadline:
+            record = self._renew_lease_for_a_step(progress)
+            with telemetry.step("confirm"):
+                state = self._propagator.check(state)
+            progress.record = record = self._journal.advance(record, now=self._clock(),
+                                                             ttl=self.lease, propagation=state)
+            self._observer.inside("propagated", "checked", record)
+        unconfirmed = state.unconfirmed
+        if unconfirmed and now < deadline:
+            return self._await_propagation(progress, state, deadline)
+        changes: Changes = {}
+        if unconfirmed and state.warning is None:
+            names = ", ".join(c.label for c in unconfirmed[:20])
+            more = f" and {len(unconfirmed) - 20} more" if len(unconfirmed) > 20 else ""
+            warning = (f"{'retired' if retires else 'closed'} after the maximum wait of "
+                       f"{wait_hours:g} h without confirmation from: {names}{more}")
+            logger.warning("consumers never confirmed", extra={
+                "outcome": "propagation-unconfirmed", "consumers": [c.label for c in unconfirmed]})
+            changes["propagation"] = state.with_changes(warning=warning)
+        elif not unconfirmed:
+            logger.info("every consumer confirmed the new version",
+                        extra={"outcome": "propagation-confirmed", "consumers": len(state.consumers)})
+        if record.retire_after is not None and record.retire_after > now:
+            changes["retire_after"] = now  # confirmation (or the deadline) replaces the grace
+        if changes:
+            progress.record = self._journal.advance(record, now=now, ttl=self.lease, **changes)
+        return None
+
+    def _await_propagation(self, progress: _Progress, state: Propagation,
+                           deadline: datetime) -> RotationRecord:
+        """Release the rotation until the next check: soon, later while clusters fail."""
+        poll = timedelta(seconds=self._settings.propagation.poll_seconds
+                         * 2 ** min(state.failed_checks, 5))
+        if not state.waiting:  # only reported consumers left: nothing to check until then
+            poll = deadline - self._clock()
+        record = progress.record
+        if record.status != "awaiting-propagation":
+            record = self._journal.advance(record, now=self._clock(), ttl=self.lease,
+                                           status="awaiting-propagation")
+        logger.info("waiting for consumers to confirm", extra={
+            "outcome": "awaiting-propagation", "waiting": [c.label for c in state.waiting][:20],
+            "errors": list(state.errors)})
+        error = f"clusters unreachable: {'; '.join(state.errors)}" if state.errors else None
+        return self._journal.release(record, now=self._clock(),
+                                     next_attempt_at=min(self._clock() + poll, deadline),
+                                     last_error=error)
+
+    def _propagation_deadline(self, record: RotationRecord, wait_hours: float) -> datetime:
+        """Promote (or a propagation record's start) plus the longest wait."""
+        promoted = next((t.completed_at for t in record.steps if t.step == "promoted"),
+                        record.created_at)
+        return promoted + timedelta(hours=wait_hours)
+
+    def _wait_for(self, ctx: RotationContext) -> float:
+        """The longest wait for consumers: the maximum grace where a credential waits to be
+        retired, the watch window where nothing does."""
+        wait = ctx.binding.propagation_wait_hours
+        return wait if ctx.target.retires_previous else min(wait, self._watch_hours)
+
+    @property
+    def _watch_hours(self) -> float:
+        """How long consumers are confirmed when nothing waits for them (no retirement)."""
+        return self._settings.propagation.watch_minutes / 60
+
+    @property
+    def _wait_hours(self) -> float:
+        """Before the binding is read again: the app's grace (only bounds a back-off)."""
+        return self._settings.protocol.grace_hours
+
+    def _propagation_only(self, progress: _Progress) -> RotationRecord:
+        """A version written by hand: annotate its consumers, confirm them for a while, close.
+
+        Nothing is rotated or retired; a version that is gone or not current any more closes
+        the record as superseded (the newer version's own event carries it)."""
+        record = progress.record
+        kv = self._vaults(record.vault)
+        if not record.done("propagated"):
+            try:
+                latest = kv.latest(record.secret)
+            except SecretNotFound:
+                latest = None
+            if latest is None or latest.version != record.from_version:
+                return self._journal.close(record, now=self._clock(), status="superseded",
+                                           last_error="the version is no longer the current one")
+            record = self._renew_lease_for_a_step(progress)
+            with self._step("propagated", record):
+                changes = self._propagate(progress, dict(latest.tags), self._watch_hours)
+                self._observer.after_effect("propagated", progress.record)
+                self._advance(progress, "propagated", **changes)
+        waiting = self._await_consumers(progress, retires=False, wait_hours=self._watch_hours)
+        if waiting is not None:
+            return waiting
+        record = self._renew_lease_for_a_step(progress)
+        with self._step("finished", record):
+            self._advance(progress, "finished")
+        record = self._journal.close(progress.record, now=self._clock(), status="succeeded")
+        logger.info("propagation finished", extra={"outcome": "succeeded"})
+        return record
     def _retire(self, record: RotationRecord, ctx: RotationContext) -> Changes:
         """End the previous credential, unless a newer version someone wrote uses it."""
         if ctx.target.retires_previous:
             current = self._pending(record, ctx)
             if ctx.previous != current and not self._in_use(record, ctx, current):
                 self._retrying(lambda: ctx.target.retire(ctx.previous, current), "retire")
-        return {"status": "running" if record.status == "awaiting-retirement" else record.status}
+        waited = record.status in ("awaiting-retirement", "awaiting-propagation")
+        return {"status": "running" if waited else record.status}
 
     def _in_use(self, record: RotationRecord, ctx: RotationContext, current: Credential) -> bool:
         """True when Key Vault's current version is not this rotation's and holds the
@@ -479,6 +641,8 @@ class RotationEngine:
         After promote the rotation has taken effect: it is parked as cleanup-pending and
         this worker reports success, since redelivering the event could not help.
         """
+        if isinstance(exc, PropagationUnavailable) and not current.done("propagated"):
+            return self._park_propagation(current, exc)
         if current.done("promoted"):
             return self._recovery.cleanup_later(current, _describe(exc))
         if current.attempts >= self._protocol.max_attempts:
@@ -494,6 +658,18 @@ class RotationEngine:
         if cause is not None:
             raise exc from cause
         raise exc
+
+    def _park_propagation(self, current: RotationRecord, exc: TransientError) -> RotationRecord:
+        """A cluster is unreachable: the rotation took effect; come back with back-off."""
+        if current.status != "awaiting-propagation":
+            current = self._journal.advance(current, now=self._clock(), ttl=self.lease,
+                                            status="awaiting-propagation")
+        logger.warning("propagation postponed", extra={"outcome": "awaiting-propagation",
+                                                       "detail": str(exc)})
+        deadline = self._propagation_deadline(current, self._wait_hours)
+        return self._journal.release(current, now=self._clock(),
+                                     next_attempt_at=min(self._recovery.backoff(current), deadline),
+                                     last_error=_describe(exc))
 
     def _after_permanent(self, current: RotationRecord, exc: PermanentError) -> RotationRecord:
         """Settle by the world; the error propagates only when the rotation closed failed."""
@@ -512,6 +688,10 @@ _STEP_NAMES: dict[Step, str] = {
     "started": "start", "prepared": "prepare", "applied": "apply", "verified": "verify",
     "promoted": "promote", "propagated": "propagate", "retired": "retire", "finished": "finish",
 }
+
+
+class PropagationUnavailable(TransientError):
+    """A cluster could not be reached while annotating; the rotation itself took effect."""
 
 
 def _describe(exc: Exception) -> str:

@@ -39,13 +39,16 @@ from rotation.journal.base import (
 )
 from rotation.journal.model import RotationRecord, TriggerSource
 from rotation.keyvault import KeyVaultSecrets, SecretVersion
+from rotation.pending import is_pending_companion
 from rotation.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 Decision = Literal["rotated", "resumed", "ignored", "refused", "not-rotatable",
-                   "awaiting-retirement", "cleanup-pending", "needs-repair", "superseded"]
-_PARKED: frozenset[str] = frozenset({"awaiting-retirement", "cleanup-pending", "needs-repair"})
+                   "awaiting-propagation", "awaiting-retirement", "cleanup-pending",
+                   "needs-repair", "superseded"]
+_PARKED: frozenset[str] = frozenset({"awaiting-propagation", "awaiting-retirement",
+                                     "cleanup-pending", "needs-repair"})
 Clock = Callable[[], datetime]
 VaultDirectory = Callable[[VaultName], KeyVaultSecrets]
 
@@ -131,9 +134,27 @@ class RotationService:
             written = kv.version(event.secret, event.version)
         except (SecretNotFound, SecretNotRotatable):
             return EventOutcome("ignored", "the new version is gone or disabled")
-        if is_own_write(written.tags):
+        if is_own_write(written.tags) or is_pending_companion(event.secret):
             return EventOutcome("ignored", "akv-rotator wrote this version itself")
-        return EventOutcome("ignored", "a new version written outside akv-rotator needs no rotation")
+        if not self._settings.propagation.clusters:
+            return EventOutcome("ignored", "a new version written outside akv-rotator needs no "
+                                           "rotation, and no cluster is configured to propagate it")
+        return self._propagate_by_hand(event)
+
+    def _propagate_by_hand(self, event: KeyVaultEvent) -> EventOutcome:
+        """A version someone wrote by hand: carry it into the clusters now (no rotation)."""
+        trigger = RotationTrigger("event", event.event_id, event_type=event.kind)
+        record = self._new_record(event.vault, event.secret, event.version, trigger).with_changes(
+            purpose="propagation", step="promoted", new_version=event.version)
+        opened = self._journal.begin(record, now=self._clock())
+        if isinstance(opened, Begun):
+            done = self.resume(opened.record.rotation_id)
+            return EventOutcome(_decision(done), "propagated a version written by hand", done)
+        if isinstance(opened, Busy):
+            return EventOutcome("ignored", f"rotation {opened.record.rotation_id} of this secret "
+                                           "is unfinished; ESO's own refresh carries this version")
+        return self._resume_for_event(opened.record) if not opened.record.finished else \
+            EventOutcome("ignored", "this version was already propagated", opened.record)
 
     def _start_for_event(self, vault: VaultName, secret: SecretName, version: VersionId,
                          trigger: RotationTrigger) -> EventOutcome:
@@ -236,7 +257,8 @@ class RotationService:
 
 
 def _decision(record: RotationRecord, *, resumed: bool = False) -> Decision:
-    if record.status in ("awaiting-retirement", "cleanup-pending", "needs-repair", "superseded"):
+    if record.status in ("awaiting-propagation", "awaiting-retirement", "cleanup-pending",
+                         "needs-repair", "superseded"):
         return record.status
     return "resumed" if resumed else "rotated"
 

@@ -42,6 +42,10 @@ APPINSIGHTS = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 TARGETS = "ROTATOR_TARGETS"
 TARGETS_FILE = "ROTATOR_TARGETS_FILE"
 TRUST_APP_SERVICE_AUTH = "ROTATOR_TRUST_APP_SERVICE_AUTH"
+KUBECONFIG_SECRET = "ROTATOR_KUBECONFIG_SECRET"  # noqa: S105 - a setting's name
+PROPAGATION_POLL_SECONDS = "ROTATOR_PROPAGATION_POLL_SECONDS"
+PROPAGATION_WATCH_MINUTES = "ROTATOR_PROPAGATION_WATCH_MINUTES"
+IN_CLUSTER = "in-cluster"
 
 #: Key Vault raises SecretNearExpiry this many days before a version expires (fixed).
 NEAR_EXPIRY_LEAD_DAYS = 30.0
@@ -92,6 +96,25 @@ class ProtocolSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterSource:
+    """Where the credentials of one cluster come from: a Key Vault secret holding a
+    kubeconfig (``vault/secret``), or the pod's own service account (``in-cluster``)."""
+
+    name: str
+    vault: VaultName | None = None
+    secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PropagationSettings:
+    """Which clusters to propagate to, and how often to come back to confirm."""
+
+    clusters: tuple[ClusterSource, ...] = ()
+    poll_seconds: float = 60.0
+    watch_minutes: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the core needs to know about its environment."""
 
@@ -111,6 +134,7 @@ class Settings:
     #: headers. Only true where that authentication is on: it strips forged copies; without
     #: it anyone holding the function key could write any name into the audit trail.
     trust_app_service_auth: bool = False
+    propagation: PropagationSettings = PropagationSettings()
 
     @property
     def call_timeout_seconds(self) -> float:
@@ -191,6 +215,13 @@ class Settings:
             ),
             targets=_targets(env, tuple(v.name for v in vaults), problems),
             trust_app_service_auth=trust_auth == "true",
+            propagation=PropagationSettings(
+                clusters=_clusters(env.get(KUBECONFIG_SECRET, ""), vaults, problems),
+                poll_seconds=_number(env, PROPAGATION_POLL_SECONDS, 60.0, float, 1.0, 3600.0,
+                                     problems),
+                watch_minutes=_number(env, PROPAGATION_WATCH_MINUTES, 60.0, float, 0.0, 1440.0,
+                                      problems),
+            ),
         )
         problems.extend(_protocol_problems(settings))
         if problems:
@@ -257,6 +288,35 @@ def _vaults(raw: str, problems: list[str]) -> tuple[VaultConfig, ...]:
             continue
         vaults.append(VaultConfig(VaultName(name), url))
     return tuple(vaults)
+
+
+def _clusters(raw: str, vaults: tuple[VaultConfig, ...],
+              problems: list[str]) -> tuple[ClusterSource, ...]:
+    """``in-cluster`` and ``vault/secret`` entries, comma-separated; a vault must be one of
+    ``ROTATOR_VAULTS`` (the rotator reads the kubeconfig with its own identity)."""
+    found: list[ClusterSource] = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        if entry == IN_CLUSTER:
+            source = ClusterSource(IN_CLUSTER)
+        else:
+            vault, _, secret = entry.partition("/")
+            known = {v.name for v in vaults}
+            if not secret or not re.fullmatch(r"[0-9A-Za-z-]{1,127}", secret):
+                problems.append(f"{KUBECONFIG_SECRET}: {entry!r} is neither {IN_CLUSTER} nor "
+                                "vault/secret-name")
+                continue
+            if vault.lower() not in known:
+                problems.append(f"{KUBECONFIG_SECRET}: vault {vault!r} of {entry!r} is not in "
+                                f"{VAULTS}")
+                continue
+            source = ClusterSource(secret.lower(), VaultName(vault.lower()), secret)
+        if source.name in {c.name for c in found}:
+            problems.append(f"{KUBECONFIG_SECRET}: cluster {source.name!r} is listed twice")
+            continue
+        found.append(source)
+    return tuple(found)
 
 
 def _targets(env: Mapping[str, str], vaults: tuple[VaultName, ...],

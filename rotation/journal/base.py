@@ -9,6 +9,7 @@ one atomic transaction within it::
 
     head                   {"rotation_id": id}  the one unfinished rotation, or "" when none
     claim-{from_version}   {"rotation_id": id}  the idempotency key: one rotation per version
+    claim-propagate-{version}  the same for a propagation-only record (purpose "propagation")
     rot-{rotation_id}      the RotationRecord
 
 Invariants: a claim row and its rotation row are written together; every unfinished rotation
@@ -68,7 +69,7 @@ _TOKEN = re.compile(r"[0-9A-Za-z._-]{1,256}")
 JOURNAL_OWNED = frozenset({
     "rotation_id", "vault", "secret", "from_version", "trigger_source", "trigger_reference",
     "trigger_event_type", "created_at", "updated_at", "attempts", "lease_owner", "lease_until",
-    "finished_at", "etag",
+    "finished_at", "etag", "purpose",
 })
 _FIELD_NAMES = frozenset(f.name for f in fields(RotationRecord))
 
@@ -209,7 +210,8 @@ class Journal(ABC):
             raise InvalidTransition(f"a rotation begins running, not {record.status}")
         partition = partition_key(record.vault, record.secret)
         rotation_row = ROTATION_PREFIX + _token("rotation id", record.rotation_id)
-        claim_row = CLAIM_PREFIX + _token("version", record.from_version)
+        claim_row = CLAIM_PREFIX + ("propagate-" if record.purpose == "propagation" else "") \
+            + _token("version", record.from_version)
         data = codec.encode(record)
         pointer: RowData = {"rotation_id": record.rotation_id}
         for _ in range(MAX_RACE_RETRIES):

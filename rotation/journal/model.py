@@ -3,13 +3,19 @@
 A rotation moves through these steps; ``step`` names the last one *completed*::
 
     started ─► prepared ─► applied ─► verified ─► promoted ─► propagated ─► retired ─► finished
-                  │                                                   (seam for
-                  │ pending credential stored in Key Vault             Kubernetes)
+                  │                                                   (ExternalSecrets
+                  │ pending credential stored in Key Vault             annotated)
                   ▼ before the target is touched
+
+A ``propagation`` record (``purpose``) carries a version someone wrote by hand into the
+clusters: it begins at ``promoted`` and runs only ``propagated`` and ``finished``.
 
 ``status`` says where the rotation stands as a whole:
 
 - ``running``: a worker is on it, or it waits (``next_attempt_at``) for the next attempt;
+- ``awaiting-propagation``: the ExternalSecrets that read the secret were annotated (or the
+  cluster could not be reached yet); the sweeper comes back to confirm that ESO synced and
+  the workloads rolled out, and retirement waits for that, at most the maximum grace;
 - ``awaiting-retirement``: promoted; the previous credential stays valid until
   ``retire_after``, then the sweeper retires it;
 - ``cleanup-pending``: promoted, so the rotation has taken effect, but disabling the pending
@@ -32,6 +38,7 @@ from datetime import datetime
 from typing import Literal
 
 from rotation.ids import RotationId, SecretName, VaultName, VersionId
+from rotation.propagation.progress import Propagation, public
 
 Step = Literal[
     "started", "prepared", "applied", "verified", "promoted", "propagated", "retired", "finished"
@@ -39,10 +46,14 @@ Step = Literal[
 STEPS: tuple[Step, ...] = (
     "started", "prepared", "applied", "verified", "promoted", "propagated", "retired", "finished"
 )
-Status = Literal["running", "awaiting-retirement", "cleanup-pending", "needs-repair",
-                 "succeeded", "failed", "superseded"]
-UNFINISHED: frozenset[Status] = frozenset({"running", "awaiting-retirement", "cleanup-pending",
+Status = Literal["running", "awaiting-propagation", "awaiting-retirement", "cleanup-pending",
+                 "needs-repair", "succeeded", "failed", "superseded"]
+UNFINISHED: frozenset[Status] = frozenset({"running", "awaiting-propagation",
+                                           "awaiting-retirement", "cleanup-pending",
                                            "needs-repair"})
+#: ``rotation``: a new credential; ``propagation``: a hand-written version carried into the
+#: clusters, nothing rotated.
+Purpose = Literal["rotation", "propagation"]
 ClosedStatus = Literal["succeeded", "failed", "superseded"]
 TriggerSource = Literal["event", "http", "sweeper", "cli"]
 #: "proven": the secret's current credential logged in before anything changed; "recovery":
@@ -93,6 +104,8 @@ class RotationRecord:
     ownership: Ownership | None = None      # how the current credential was proven at prepare
     minting: str | None = None              # name of a credential asked of the server (tokens)
     leftovers: str | None = None            # credentials a crash left on the server, described
+    purpose: Purpose = "rotation"
+    propagation: Propagation | None = None  # per-consumer progress in the clusters
     etag: str | None = field(default=None, compare=False)  # set by the journal; opaque
 
     def with_changes(self, **changes: object) -> RotationRecord:
@@ -133,6 +146,8 @@ def public_view(record: RotationRecord) -> dict[str, object]:
         "target": record.target_id,
         "ownership": record.ownership,
         "leftovers": record.leftovers,
+        "purpose": record.purpose,
+        "propagation": public(record.propagation) if record.propagation else None,
         "trigger": {"source": record.trigger_source, "reference": record.trigger_reference,
                     "eventType": record.trigger_event_type},
         "startedAt": iso(record.created_at),

@@ -127,6 +127,44 @@ def reloader_watches(workload: Mapping[str, Any], secret: str,
     return False
 
 
+def reloader_marker(workload: Mapping[str, Any], secret: str) -> str:
+    """What Reloader last wrote into ``workload`` for Secret ``secret``, as one string.
+
+    Reloader marks the pod template it changes: the env-vars strategy sets
+    ``STAKATER_<NAME>_SECRET`` to the data's SHA1 on a container, the annotations strategy
+    sets ``reloader.stakater.com/last-reloaded-from`` (JSON naming the Secret). Without
+    ``get secrets`` the new SHA1 cannot be computed, so a reload for this Secret is seen as
+    the marker changing while the generation rises (reference §5.4).
+    """
+    pod = _map(_map(workload.get("spec")).get("template"))
+    env_name = _env_var_name(secret)
+    values = sorted(
+        str(_map(env).get("value", ""))
+        for item in [*_list(_map(pod.get("spec")).get("containers")),
+                     *_list(_map(pod.get("spec")).get("initContainers"))]
+        for env in _list(_map(item).get("env")) if _map(env).get("name") == env_name)
+    annotation = _str_map(_map(pod.get("metadata")).get("annotations")).get(_LAST_RELOADED_FROM, "")
+    return "|".join([*values, annotation]) if values or annotation else ""
+
+
+def _env_var_name(secret: str) -> str:
+    """Reloader's ``ConvertToEnvVarName``: upper case, runs of other characters become ``_``."""
+    out: list[str] = []
+    last_valid = False
+    for char in secret.upper():
+        if char.isascii() and char.isalnum():
+            out.append(char)
+            last_valid = True
+        else:
+            if last_valid:
+                out.append("_")
+            last_valid = False
+    return f"STAKATER_{''.join(out)}_SECRET"
+
+
+_LAST_RELOADED_FROM = "reloader.stakater.com/last-reloaded-from"
+
+
 # -- the rollout rules ---------------------------------------------------------------------
 
 def _deployment(spec: Mapping[str, Any], status: Mapping[str, Any]) -> Outcome:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from rotation.ids import RotationId, SecretName, VaultName, VersionId
 from rotation.journal import RotationRecord, StepTiming
+from rotation.propagation.progress import ConsumerProgress, Propagation, WorkloadProgress
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
 TTL = timedelta(minutes=5)
@@ -53,4 +54,26 @@ def full_record() -> RotationRecord:
             StepTiming("applied", at + timedelta(seconds=2), 1749.25, 2),
             StepTiming("verified", at + timedelta(seconds=3), 12.0, 3),
         ),
+        purpose="propagation",
+        propagation=propagation(consumers=2, at=at),
     )
+
+
+def propagation(*, consumers: int, at: datetime = NOW) -> Propagation:
+    """Progress of ``consumers`` ExternalSecrets, each with a workload, every field set."""
+    return Propagation(
+        planned=("rke2-prod", "in-cluster"), untracked=3, errors=("in-cluster: HTTP 503 — ünï",),
+        failed_checks=2, warning="retired after the maximum wait",
+        consumers=tuple(ConsumerProgress(
+            cluster="rke2-prod", namespace=f"team-{n}", kind="ExternalSecret", name=f"api-db-{n}",
+            api_version="external-secrets.io/v1", action="annotate-parent",
+            reason="annotate: data[0].remoteRef.key 'app-db' through ClusterSecretStore/kv",
+            target_secret=f"api-db-{n}", parent="shared-db", synced_version_before="3-abc",
+            refresh_time_before="2026-11-28T11:00:00Z", state="synced", detail="waiting",
+            patched_at=at + timedelta(seconds=n), synced_at=at + timedelta(seconds=n + 1),
+            confirmed_at=None,
+            workloads=(WorkloadProgress(kind="Deployment", name=f"api-{n}", generation_before=4,
+                                        marker_before="STAKATER|{}", state="failed",
+                                        reason="the rollout exceeded its progress deadline",
+                                        rolled_out_at=at),),
+        ) for n in range(consumers)))

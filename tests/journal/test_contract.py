@@ -26,10 +26,23 @@ from rotation.journal import (
     RotationNotFound,
     RotationRecord,
     StepTiming,
+    codec,
 )
 from rotation.journal.base import MAX_ERROR_CHARS
+from rotation.propagation import progress
 from tests.journal.conftest import JournalFactory
-from tests.journal.records import NOW, SECRET, TTL, V1, V2, VAULT, full_record, new_id, record
+from tests.journal.records import (
+    NOW,
+    SECRET,
+    TTL,
+    V1,
+    V2,
+    VAULT,
+    full_record,
+    new_id,
+    propagation,
+    record,
+)
 
 
 def begun(journal: Journal, rec: RotationRecord, **kwargs: Any) -> RotationRecord:
@@ -364,6 +377,24 @@ def test_every_field_round_trips(journal: Journal) -> None:
     assert all(t.completed_at.tzinfo is not None for t in got.steps)
     assert got.created_at.microsecond == 1
     assert journal.for_secret(VAULT, "app-db") == [rec]
+
+
+def test_a_propagation_larger_than_one_property_round_trips(journal: Journal) -> None:
+    rec = record().with_changes(propagation=propagation(consumers=150))
+    assert len(progress.encode(rec.propagation)) > 2 * codec.MAX_TEXT_CHARS  # type: ignore[arg-type]
+    begun(journal, rec)
+    got = journal.get(rec.rotation_id)
+    assert got is not None and got.propagation == rec.propagation
+
+
+def test_a_propagation_record_claims_apart_from_a_rotation_of_the_same_version(
+        journal: Journal) -> None:
+    handset = record().with_changes(purpose="propagation", step="promoted", new_version=V1)
+    stored = begun(journal, handset)
+    journal.close(journal.claim(stored, owner="w1", now=NOW, ttl=TTL), now=NOW, status="succeeded")
+    rotation = record()
+    assert isinstance(journal.begin(rotation, now=NOW), Begun), "not a duplicate of the propagation"
+    assert journal.claimed_by(VAULT, SECRET, V1) == journal.get(rotation.rotation_id)
 
 
 def test_nothing_is_invented(journal: Journal) -> None:

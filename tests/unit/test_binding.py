@@ -132,3 +132,14 @@ def test_bad_password_tags_are_refused_together_naming_the_presets() -> None:
 def test_password_lengths_are_ascii_digits_in_range(length: str) -> None:
     with pytest.raises(SecretNotRotatable, match="rotator-password-length"):
         read_binding({**GOOD, "rotator-password-length": length}, default_validity_days=45)
+
+
+def test_the_maximum_grace_defaults_to_the_grace_and_is_checked_like_it() -> None:
+    assert read_binding({**GOOD, "rotator-grace-hours": "6"}, default_validity_days=90,
+                        default_grace_hours=24).propagation_wait_hours == 6
+    assert read_binding({**GOOD, "rotator-max-grace-hours": "2.5"}, default_validity_days=90,
+                        default_grace_hours=24).propagation_wait_hours == 2.5
+    for bad, problem in (("soon", "is not a number of hours"), ("721", "outside 0..720"),
+                         ("nan", "outside 0..720"), ("-1", "outside 0..720")):
+        with pytest.raises(SecretNotRotatable, match=f"tag rotator-max-grace-hours=.*{problem}"):
+            read_binding({**GOOD, "rotator-max-grace-hours": bad}, default_validity_days=90)

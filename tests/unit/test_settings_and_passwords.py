@@ -119,3 +119,23 @@ def test_the_example_local_settings_are_valid_and_declare_a_target() -> None:
     assert target.kind == "postgresql" and target.tls.mode == "verify-full"
     assert str(target.admin_secret) == "kv-twin/pg-admin"
     assert not settings.trust_app_service_auth
+
+
+def test_clusters_come_from_named_vault_secrets_or_the_pod() -> None:
+    base = {**TARGETS, "ROTATOR_VAULTS": "kv-prod,kv-ops", "ROTATOR_JOURNAL": "memory:"}
+    assert Settings.from_env(base).propagation.clusters == ()
+    settings = Settings.from_env({**base, "ROTATOR_KUBECONFIG_SECRET":
+                                  " KV-Ops/kubeconfig-RKE2 , in-cluster"})
+    assert [(c.name, c.vault, c.secret) for c in settings.propagation.clusters] == [
+        ("kubeconfig-rke2", "kv-ops", "kubeconfig-RKE2"), ("in-cluster", None, None)]
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({**base, "ROTATOR_PROPAGATION_POLL_SECONDS": "0",
+                           "ROTATOR_KUBECONFIG_SECRET": "kv-other/k8s,kv-prod,kv-prod/a_b,"
+                                                        "kv-prod/k8s,kv-ops/K8S"})
+    assert caught.value.problems == [
+        "ROTATOR_KUBECONFIG_SECRET: vault 'kv-other' of 'kv-other/k8s' is not in ROTATOR_VAULTS",
+        "ROTATOR_KUBECONFIG_SECRET: 'kv-prod' is neither in-cluster nor vault/secret-name",
+        "ROTATOR_KUBECONFIG_SECRET: 'kv-prod/a_b' is neither in-cluster nor vault/secret-name",
+        "ROTATOR_KUBECONFIG_SECRET: cluster 'k8s' is listed twice",
+        "ROTATOR_PROPAGATION_POLL_SECONDS must be between 1.0 and 3600.0, got 0",
+    ]

@@ -1,0 +1,324 @@
+"""Propagation end to end through the Functions app: Key Vault twin, PostgreSQL, and the
+Kubernetes twin running ESO, Reloader and rollouts, reached with exactly infra/k8s/rbac.yaml.
+
+A near-expiry event rotates a login; the rotation annotates exactly the ExternalSecrets that
+read the secret, the twin's ESO syncs the new value into the Kubernetes Secret, Reloader rolls
+the Deployment, the sweeper confirms each of those, and only then is the previous login retired.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from azure.keyvault.secrets import SecretClient
+
+from tests.integration.conftest import (
+    App,
+    DatabaseSecret,
+    SecretFactory,
+    near_expiry,
+    versions_of,
+)
+from tests.integration.test_protocol import admin_secret
+from tests.support.payloads import load_payload, retarget
+from tests.support.postgres import PostgresServer
+from tests.support.targets import DEFAULT_TARGET, pg_target
+from twins.keyvault import KeyVaultTwin
+from twins.kubernetes import KubernetesTwin
+from twins.kubernetes.controllers import Controllers
+from twins.kubernetes.rbac import Identity, rules_from_manifests
+
+ROOT = Path(__file__).resolve().parents[2]
+NS = "payments"
+TOKEN = "rotator-sa-token"
+KUBECONFIG_SECRET = "kubeconfig-rke2"
+ROTATOR_USER = "system:serviceaccount:akv-rotator:akv-rotator"
+
+
+@dataclass
+class Cluster:
+    twin: KubernetesTwin
+    controllers: Controllers
+
+    def es(self, name: str, namespace: str = NS) -> dict[str, Any]:
+        found = self.twin.get("external-secrets.io/v1", "ExternalSecret", namespace, name)
+        assert found is not None
+        return found
+
+    def secret_data(self, name: str, namespace: str = NS) -> dict[str, str]:
+        found = self.twin.get("v1", "Secret", namespace, name)
+        assert found is not None
+        return {k: base64.b64decode(v).decode() for k, v in found.get("data", {}).items()}
+
+    def patches(self) -> list[str]:
+        return [r.path for r in self.twin.requests if r.verb == "patch"]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, twin: KeyVaultTwin, kv: SecretClient,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    rules = rules_from_manifests(list(yaml.safe_load_all((ROOT / "infra/k8s/rbac.yaml").read_text())))
+    identity = Identity(ROTATOR_USER, rules)
+    with KubernetesTwin(cert_dir=tmp_path / "k8s", tokens={TOKEN: identity}, crd_dir=None) as k8s:
+        kv.set_secret(KUBECONFIG_SECRET, inline_kubeconfig(k8s, TOKEN))
+        monkeypatch.setenv("ROTATOR_KUBECONFIG_SECRET", f"{twin.vault_name}/{KUBECONFIG_SECRET}")
+        monkeypatch.setenv("ROTATOR_PROPAGATION_POLL_SECONDS", "1")
+        k8s.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+        k8s.put(store(twin.url))
+        with Controllers(k8s, keyvault=twin, rollout_seconds=0.3) as controllers:
+            yield Cluster(k8s, controllers)
+
+
+def inline_kubeconfig(k8s: KubernetesTwin, token: str) -> str:
+    """The twin's kubeconfig with its CA inline, as one kept in Key Vault must be."""
+    config = yaml.safe_load(k8s.kubeconfig(token).read_text())
+    for entry in config["clusters"]:
+        path = entry["cluster"].pop("certificate-authority")
+        entry["cluster"]["certificate-authority-data"] = base64.b64encode(
+            Path(path).read_bytes()).decode()
+    return yaml.safe_dump(config)
+
+
+def store(vault_url: str, name: str = "kv") -> dict[str, Any]:
+    return {"apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+            "metadata": {"name": name},
+            "spec": {"provider": {"azurekv": {"vaultUrl": vault_url, "authType": "WorkloadIdentity"}}}}
+
+
+def external_secret(name: str, key: str, target: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"secretStoreRef": {"name": "kv", "kind": "ClusterSecretStore"},
+                     "refreshInterval": "1h", "target": {"name": target},
+                     "data": [{"secretKey": "password",
+                               "remoteRef": {"key": key, "property": "password"}}], **spec}}
+
+
+def deployment(name: str, secret: str, **annotations: str) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NS,
+                         "annotations": annotations or {"reloader.stakater.com/auto": "true"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{
+                                      "name": "app", "image": "registry.example/app:1",
+                                      "envFrom": [{"secretRef": {"name": secret}}]}]}}}}
+
+
+def consumers_of(cluster: Cluster, db: DatabaseSecret, other: str) -> None:
+    """The secret's consumer with a Reloader-watched Deployment, and one that reads another."""
+    cluster.twin.put(external_secret("api-db", db.name, "api-db"))
+    cluster.twin.put(deployment("api", "api-db"))
+    cluster.twin.put(external_secret("other", other, "other"))
+    cluster.controllers.settle()
+
+
+def sweep_until(app: App, done: Callable[[], bool], cluster: Cluster, limit: float = 30.0) -> None:
+    """Run the sweeper (as its timer would) until ``done``; the twins settle in between."""
+    give_up = time.monotonic() + limit
+    while not done():
+        assert time.monotonic() < give_up, "propagation never settled"
+        cluster.controllers.settle()
+        time.sleep(1.0)  # ROTATOR_PROPAGATION_POLL_SECONDS
+        app.sweep()
+
+
+def history(app: App, rotation_id: str) -> dict[str, Any]:
+    status, body = app.get(f"rotations/{rotation_id}", {"id": rotation_id})
+    assert status == 200, body
+    return body
+
+
+def latest_rotation(app: App, secret: str) -> dict[str, Any]:
+    status, body = app.get(f"secrets/{secret}/rotations", {"name": secret})
+    assert status == 200, body
+    return body["rotations"][0]
+
+
+@pytest.fixture
+def alternating(postgres: PostgresServer, kv: SecretClient, db_secret: SecretFactory,
+                declare_targets: Callable[..., None]) -> Callable[..., DatabaseSecret]:
+    """A secret on an alternating-users target: its previous login waits to be retired."""
+    admin_secret(postgres, kv, "pg-admin-alt")
+    declare_targets(pg_alt=pg_target(postgres, admin="pg-admin-alt",
+                                     strategies=["alternating-users"]))
+
+    def make(**tags: str) -> DatabaseSecret:
+        return db_secret(tags={"rotator-target": "pg-alt", **tags})
+
+    return make
+
+
+def test_near_expiry_to_rolled_deployment_then_retirement(
+        app: App, cluster: Cluster, alternating: Callable[..., DatabaseSecret], twin: KeyVaultTwin,
+        kv: SecretClient, postgres: PostgresServer) -> None:
+    db = alternating(**{"rotator-grace-hours": "48"})
+    other = kv.set_secret("unrelated", json.dumps({"password": "x"}))
+    consumers_of(cluster, db, other.name or "")
+    generation = cluster.twin.get("apps/v1", "Deployment", NS, "api")["metadata"]["generation"]
+
+    app.deliver(near_expiry(twin, db.name, db.version))
+
+    rotation = latest_rotation(app, db.name)
+    assert rotation["status"] == "awaiting-propagation", rotation
+    patched = cluster.patches()
+    assert patched and all("/externalsecrets/api-db" in p for p in patched), patched
+    assert cluster.es("api-db")["metadata"]["annotations"]["external-secrets.io/force-sync"] \
+        == rotation["rotationId"]
+    assert "external-secrets.io/force-sync" not in cluster.es("other")["metadata"].get("annotations", {})
+
+    sweep_until(app, lambda: latest_rotation(app, db.name)["status"] == "succeeded", cluster)
+
+    body = history(app, rotation["rotationId"])
+    new_login = json.loads(kv.get_secret(db.name).value or "{}")
+    assert cluster.secret_data("api-db")["password"] == new_login["password"]
+    deployment_now = cluster.twin.get("apps/v1", "Deployment", NS, "api")
+    assert deployment_now["metadata"]["generation"] > generation
+    [consumer] = body["propagation"]["consumers"]
+    assert (consumer["namespace"], consumer["kind"], consumer["name"], consumer["verdict"]) == \
+        (NS, "ExternalSecret", "api-db", "annotate")
+    assert consumer["state"] == "confirmed" and consumer["patchedAt"] and consumer["syncedAt"]
+    assert consumer["rolloutDoneAt"] and consumer["workloads"][0]["state"] == "rolled-out"
+    assert body["propagation"]["warning"] is None
+    # Retired on confirmation, long before the 48-hour grace: the old login is locked.
+    assert not postgres.can_login(db.role, db.password)
+    assert postgres.can_login(new_login["username"], new_login["password"])
+    ours = [r for r in cluster.twin.requests if r.user == ROTATOR_USER]
+    assert ours and not any("secrets" in r.path.split("/") for r in ours), "no Secret read"
+    refused = {(r.verb, r.path) for r in ours if r.status >= 400}
+    assert refused <= {("list", "/api/v1/namespaces")}, refused  # optional, outside the role
+
+
+def test_a_rollout_that_never_completes_holds_retirement_until_the_maximum_grace(
+        app: App, cluster: Cluster, alternating: Callable[..., DatabaseSecret], twin: KeyVaultTwin,
+        kv: SecretClient, postgres: PostgresServer) -> None:
+    db = alternating(**{"rotator-grace-hours": "48", "rotator-max-grace-hours": "0.002"})  # 7 s
+    cluster.twin.put(external_secret("api-db", db.name, "api-db"))
+    cluster.twin.put(deployment("api", "api-db"))
+    pinned = external_secret("batch-db", db.name, "batch-db")
+    pinned["spec"]["data"][0]["remoteRef"]["version"] = db.version
+    cluster.twin.put(pinned)
+    cluster.controllers.settle()
+    cluster.controllers.fail_rollout("Deployment", NS, "api")
+
+    app.deliver(near_expiry(twin, db.name, db.version))
+    rotation_id = latest_rotation(app, db.name)["rotationId"]
+    cluster.controllers.settle()
+    app.sweep()
+    body = history(app, rotation_id)
+    assert body["status"] == "awaiting-propagation", body
+    states = {c["name"]: (c["verdict"], c["state"]) for c in body["propagation"]["consumers"]}
+    assert states == {"api-db": ("annotate", "synced"), "batch-db": ("report", "reported")}
+    assert postgres.can_login(db.role, db.password), "not retired while consumers are unconfirmed"
+    assert [p for p in cluster.patches() if "batch-db" in p] == [], "a pinned ES is only reported"
+
+    sweep_until(app, lambda: history(app, rotation_id)["status"] == "succeeded", cluster)
+
+    body = history(app, rotation_id)
+    warning = body["propagation"]["warning"]
+    assert warning.startswith("retired after the maximum wait of 0.002 h without confirmation from:")
+    assert f"{KUBECONFIG_SECRET}:{NS}/ExternalSecret/api-db" in warning
+    assert f"{KUBECONFIG_SECRET}:{NS}/ExternalSecret/batch-db" in warning
+    [api] = [c for c in body["propagation"]["consumers"] if c["name"] == "api-db"]
+    assert api["workloads"][0]["state"] == "failed" and api["rolloutDoneAt"] is None
+    assert "progress deadline" in api["workloads"][0]["reason"]
+    assert not postgres.can_login(db.role, db.password), "retired at the maximum grace"
+
+
+def test_an_unreachable_cluster_parks_the_rotation_until_it_answers(
+        app: App, cluster: Cluster, alternating: Callable[..., DatabaseSecret], twin: KeyVaultTwin,
+        postgres: PostgresServer) -> None:
+    db = alternating(**{"rotator-grace-hours": "48"})
+    cluster.twin.put(external_secret("api-db", db.name, "api-db"))
+    cluster.controllers.settle()
+    cluster.twin.inject(status=503, count=10_000)
+
+    app.deliver(near_expiry(twin, db.name, db.version))
+    body = latest_rotation(app, db.name)
+    assert (body["status"], body["step"]) == ("awaiting-propagation", "promoted"), body
+    assert "cannot reach a cluster" in body["lastError"] and "503" in body["lastError"]
+    first_retry = body["nextAttemptAt"]
+    assert first_retry is not None
+    app.sweep()  # not due yet (back-off): nothing changes
+    assert latest_rotation(app, db.name)["nextAttemptAt"] == first_retry
+    assert postgres.can_login(db.role, db.password)
+
+    cluster.twin.clear_faults()
+    sweep_until(app, lambda: latest_rotation(app, db.name)["status"] == "succeeded", cluster)
+    assert not postgres.can_login(db.role, db.password)
+
+
+def test_a_conflicting_patch_is_retried_on_a_fresh_read(
+        app: App, cluster: Cluster, alternating: Callable[..., DatabaseSecret],
+        twin: KeyVaultTwin) -> None:
+    db = alternating()
+    cluster.twin.put(external_secret("api-db", db.name, "api-db"))
+    cluster.controllers.settle()
+    cluster.twin.inject(status=409, count=1, method="PATCH")
+
+    app.deliver(near_expiry(twin, db.name, db.version))
+    rotation = latest_rotation(app, db.name)
+    statuses = [r.status for r in cluster.twin.requests if r.method == "PATCH"]
+    assert statuses == [409, 200], statuses
+    assert cluster.es("api-db")["metadata"]["annotations"]["external-secrets.io/force-sync"] \
+        == rotation["rotationId"]
+
+
+def test_a_cluster_external_secret_is_annotated_instead_of_its_children(
+        app: App, cluster: Cluster, db_secret: SecretFactory, twin: KeyVaultTwin) -> None:
+    db = db_secret()
+    ces = {"apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+           "metadata": {"name": "shared-db"},
+           "spec": {"namespaces": [NS], "externalSecretName": "shared-db",
+                    "externalSecretSpec": external_secret("x", db.name, "shared-db")["spec"]}}
+    cluster.twin.put(ces)
+    parent = cluster.twin.get("external-secrets.io/v1", "ClusterExternalSecret", "", "shared-db")
+    child = external_secret("shared-db", db.name, "shared-db")
+    child["metadata"]["ownerReferences"] = [{
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret", "name": "shared-db",
+        "uid": parent["metadata"]["uid"], "controller": True}]
+    cluster.twin.put(child)
+    cluster.controllers.settle()
+
+    app.deliver(near_expiry(twin, db.name, db.version))
+
+    patched = cluster.patches()
+    assert patched == ["/apis/external-secrets.io/v1/clusterexternalsecrets/shared-db"], patched
+    rotation = history(app, latest_rotation(app, db.name)["rotationId"])
+    verdicts = {(c["kind"], c["verdict"], c["patchedVia"]) for c in rotation["propagation"]["consumers"]}
+    assert verdicts == {("ClusterExternalSecret", "annotate", None),
+                        ("ExternalSecret", "annotate-parent", "shared-db")}
+
+
+def test_a_version_written_by_hand_is_propagated_alone(
+        app: App, cluster: Cluster, db_secret: SecretFactory, twin: KeyVaultTwin,
+        kv: SecretClient, postgres: PostgresServer) -> None:
+    db = db_secret()
+    cluster.twin.put(external_secret("api-db", db.name, "api-db"))
+    cluster.twin.put(deployment("api", "api-db"))
+    cluster.controllers.settle()
+    postgres.create_role(db.role, "Hand-Set-Passw0rd-1")  # an operator resets it by hand
+    by_hand = kv.set_secret(db.name, json.dumps({"username": db.role, "password": "Hand-Set-Passw0rd-1"}),
+                            content_type="application/json",
+                            tags={"rotator-target": DEFAULT_TARGET, "owner": "platform-team"})
+
+    app.deliver(retarget(load_payload("new_version_doc_sample"), vault=twin.vault_name,
+                         secret=db.name, version=by_hand.properties.version or ""))
+
+    record = latest_rotation(app, db.name)
+    assert (record["purpose"], record["status"]) == ("propagation", "awaiting-propagation"), record
+    sweep_until(app, lambda: latest_rotation(app, db.name)["status"] == "succeeded", cluster)
+    assert cluster.secret_data("api-db")["password"] == "Hand-Set-Passw0rd-1"
+    assert len(versions_of(kv, db.name)) == 2, "no version written by the rotator"
+    body = history(app, record["rotationId"])
+    assert body["propagation"]["consumers"][0]["state"] == "confirmed"
+    assert body["newVersion"] == by_hand.properties.version and body["pendingVersion"] is None
+    assert postgres.can_login(db.role, "Hand-Set-Passw0rd-1"), "nothing was rotated"
