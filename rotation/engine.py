@@ -79,7 +79,6 @@ from rotation.pending import (
     read_pending,
     store_pending,
 )
-from rotation.propagation.api import ClusterError
 from rotation.propagation.progress import Propagation
 from rotation.propagation.propagator import Propagator
 from rotation.recovery import Recovery
@@ -213,8 +212,7 @@ class RotationEngine:
             ("applied", self._apply),
             ("verified", self._verify),
             ("promoted", self._promote),
-            ("propagated", lambda record, ctx: self._propagate(progress, ctx.new_tags,
-                                                               self._wait_for(ctx))),
+            ("propagated", lambda record, ctx: self._propagate(progress, ctx.new_tags)),
             ("retired", self._retire),
             ("finished", self._finish),
         )
@@ -223,7 +221,8 @@ class RotationEngine:
             if record.done(step):
                 continue
             if step == "retired":
-                waiting = self._await_consumers(progress, retires=ctx.target.retires_previous,
+                waiting = self._await_consumers(progress, tags=ctx.new_tags,
+                                                retires=ctx.target.retires_previous,
                                                 wait_hours=self._wait_for(ctx))
                 if waiting is not None:
                     return waiting
@@ -373,75 +372,72 @@ class RotationEngine:
         return {"new_version": promoted.version, "new_expiry": promoted.expires_on,
                 "retire_after": retire_after}
 
-    def _propagate(self, progress: _Progress, tags: dict[str, str], wait_hours: float) -> Changes:
-        """Annotate the ESO objects that read the secret, in every cluster; journal the plan
-        (with each consumer's state before) ahead of the patches.
-
-        A cluster that cannot be reached parks the rotation ``awaiting-propagation`` (the
-        sweeper retries with back-off) until the maximum grace, when the step completes
-        with a warning naming it: ESO's own refresh interval is then the fallback.
-        """
+    def _propagate(self, progress: _Progress, tags: dict[str, str]) -> Changes:
+        """Annotate the ESO objects that read the secret, in every cluster; the plan (each
+        consumer's state before) is journaled ahead of the patches. A cluster that cannot be
+        reached is named in the propagation's errors and tried again while it waits."""
         if self._propagator is None:
             return {}
+        state = self._visit(progress, progress.record.propagation or Propagation(), tags)
+        return {"propagation": state}
+
+    def _visit(self, progress: _Progress, state: Propagation, tags: dict[str, str], *,
+               check: bool = False) -> Propagation:
+        """Plan and patch the clusters not done yet, then (``check``) look at every waiting
+        consumer; counts consecutive visits that could not reach every cluster."""
+        assert self._propagator is not None
         record = progress.record
         vault = self._settings.vault(record.vault)
-        state = record.propagation or Propagation()
 
         def save(updated: Propagation) -> None:
             progress.record = self._journal.advance(progress.record, now=self._clock(),
                                                     ttl=self.lease, propagation=updated)
             self._observer.inside("propagated", "saved", progress.record)
 
-        try:
-            state = self._propagator.trigger(
-                state, vault_url=vault.url if vault else f"https://{record.vault}.vault.azure.net",
-                secret=record.secret, tags=tags, value=record.rotation_id, save=save)
-        except ClusterError as exc:
-            state = progress.record.propagation or state
-            if self._clock() < self._propagation_deadline(progress.record, wait_hours):
-                raise PropagationUnavailable(f"cannot reach a cluster to propagate: {exc}") from None
-            warning = f"propagated without these clusters, unreachable until the deadline: {exc}"
-            logger.warning("propagation incomplete", extra={"outcome": "propagation-incomplete",
-                                                            "detail": warning})
-            state = state.with_changes(errors=(str(exc),), warning=warning[:1000])
-        return {"propagation": state}
+        visited = self._propagator.trigger(
+            state.with_changes(errors=()), save=save, secret=record.secret, tags=tags,
+            value=record.rotation_id,
+            vault_url=vault.url if vault else f"https://{record.vault}.vault.azure.net")
+        if check:
+            with telemetry.step("confirm"):
+                visited = self._propagator.check(visited)
+        if visited.errors:
+            logger.warning("a cluster could not be reached", extra={
+                "outcome": "cluster-unreachable", "errors": list(visited.errors)})
+        return visited.with_changes(failed_checks=state.failed_checks + 1 if visited.errors else 0)
 
-    def _await_consumers(self, progress: _Progress, *, retires: bool,
+    def _await_consumers(self, progress: _Progress, *, tags: dict[str, str], retires: bool,
                          wait_hours: float) -> RotationRecord | None:
         """Hold retirement until every tracked consumer confirmed, or the deadline passed.
 
         Returns the released record while waiting, None to go on. When every consumer
         confirmed, retirement no longer waits for the fixed grace; at the deadline it goes
-        on with a warning naming the consumers that never confirmed.
+        on with a warning naming the consumers and clusters that never confirmed. Without
+        tracked consumers (none found, every cluster answered) the grace applies as before.
         """
-        record = progress.record
-        state = record.propagation
-        if self._propagator is None or state is None or not state.consumers:
+        state = progress.record.propagation
+        if self._propagator is None or state is None or not (state.consumers or state.errors):
             return None
         now = self._clock()
-        deadline = self._propagation_deadline(record, wait_hours)
-        if state.waiting and now < deadline:
-            record = self._renew_lease_for_a_step(progress)
-            with telemetry.step("confirm"):
-                state = self._propagator.check(state)
-            progress.record = record = self._journal.advance(record, now=self._clock(),
-                                                             ttl=self.lease, propagation=state)
-            self._observer.inside("propagated", "checked", record)
-        unconfirmed = state.unconfirmed
-        if unconfirmed and now < deadline:
+        deadline = self._propagation_deadline(progress.record, wait_hours)
+        if state.open and now < deadline:
+            self._renew_lease_for_a_step(progress)
+            state = self._visit(progress, state, tags, check=True)
+            progress.record = self._journal.advance(progress.record, now=self._clock(),
+                                                    ttl=self.lease, propagation=state)
+            self._observer.inside("propagated", "checked", progress.record)
+        if not state.done and now < deadline:
             return self._await_propagation(progress, state, deadline)
+        if not (state.consumers or state.errors):
+            return None  # every cluster answered at last, and none has a consumer
         changes: Changes = {}
-        if unconfirmed and state.warning is None:
-            names = ", ".join(c.label for c in unconfirmed[:20])
-            more = f" and {len(unconfirmed) - 20} more" if len(unconfirmed) > 20 else ""
-            warning = (f"{'retired' if retires else 'closed'} after the maximum wait of "
-                       f"{wait_hours:g} h without confirmation from: {names}{more}")
-            logger.warning("consumers never confirmed", extra={
-                "outcome": "propagation-unconfirmed", "consumers": [c.label for c in unconfirmed]})
-            changes["propagation"] = state.with_changes(warning=warning)
-        elif not unconfirmed:
+        if not state.done:
+            changes["propagation"] = state.with_changes(
+                warning=_unconfirmed_warning(state, retires=retires, wait_hours=wait_hours))
+        else:
             logger.info("every consumer confirmed the new version",
                         extra={"outcome": "propagation-confirmed", "consumers": len(state.consumers)})
+        record = progress.record
         if record.retire_after is not None and record.retire_after > now:
             changes["retire_after"] = now  # confirmation (or the deadline) replaces the grace
         if changes:
@@ -450,10 +446,10 @@ class RotationEngine:
 
     def _await_propagation(self, progress: _Progress, state: Propagation,
                            deadline: datetime) -> RotationRecord:
-        """Release the rotation until the next check: soon, later while clusters fail."""
+        """Release the rotation until the next visit: soon, later while clusters fail."""
         poll = timedelta(seconds=self._settings.propagation.poll_seconds
-                         * 2 ** min(state.failed_checks, 5))
-        if not state.waiting:  # only reported consumers left: nothing to check until then
+                         * 2 ** min(state.failed_checks, 6))
+        if not state.open:  # only reported consumers left: nothing to look at until then
             poll = deadline - self._clock()
         record = progress.record
         if record.status != "awaiting-propagation":
@@ -484,11 +480,6 @@ class RotationEngine:
         """How long consumers are confirmed when nothing waits for them (no retirement)."""
         return self._settings.propagation.watch_minutes / 60
 
-    @property
-    def _wait_hours(self) -> float:
-        """Before the binding is read again: the app's grace (only bounds a back-off)."""
-        return self._settings.protocol.grace_hours
-
     def _propagation_only(self, progress: _Progress) -> RotationRecord:
         """A version written by hand: annotate its consumers, confirm them for a while, close.
 
@@ -506,10 +497,12 @@ class RotationEngine:
                                            last_error="the version is no longer the current one")
             record = self._renew_lease_for_a_step(progress)
             with self._step("propagated", record):
-                changes = self._propagate(progress, dict(latest.tags), self._watch_hours)
+                changes = self._propagate(progress, dict(latest.tags))
                 self._observer.after_effect("propagated", progress.record)
                 self._advance(progress, "propagated", **changes)
-        waiting = self._await_consumers(progress, retires=False, wait_hours=self._watch_hours)
+        tags = dict(kv.version(record.secret, record.from_version).tags)
+        waiting = self._await_consumers(progress, tags=tags, retires=False,
+                                        wait_hours=self._watch_hours)
         if waiting is not None:
             return waiting
         record = self._renew_lease_for_a_step(progress)
@@ -641,8 +634,6 @@ class RotationEngine:
         After promote the rotation has taken effect: it is parked as cleanup-pending and
         this worker reports success, since redelivering the event could not help.
         """
-        if isinstance(exc, PropagationUnavailable) and not current.done("propagated"):
-            return self._park_propagation(current, exc)
         if current.done("promoted"):
             return self._recovery.cleanup_later(current, _describe(exc))
         if current.attempts >= self._protocol.max_attempts:
@@ -658,18 +649,6 @@ class RotationEngine:
         if cause is not None:
             raise exc from cause
         raise exc
-
-    def _park_propagation(self, current: RotationRecord, exc: TransientError) -> RotationRecord:
-        """A cluster is unreachable: the rotation took effect; come back with back-off."""
-        if current.status != "awaiting-propagation":
-            current = self._journal.advance(current, now=self._clock(), ttl=self.lease,
-                                            status="awaiting-propagation")
-        logger.warning("propagation postponed", extra={"outcome": "awaiting-propagation",
-                                                       "detail": str(exc)})
-        deadline = self._propagation_deadline(current, self._wait_hours)
-        return self._journal.release(current, now=self._clock(),
-                                     next_attempt_at=min(self._recovery.backoff(current), deadline),
-                                     last_error=_describe(exc))
 
     def _after_permanent(self, current: RotationRecord, exc: PermanentError) -> RotationRecord:
         """Settle by the world; the error propagates only when the rotation closed failed."""
@@ -690,8 +669,20 @@ _STEP_NAMES: dict[Step, str] = {
 }
 
 
-class PropagationUnavailable(TransientError):
-    """A cluster could not be reached while annotating; the rotation itself took effect."""
+def _unconfirmed_warning(state: Propagation, *, retires: bool, wait_hours: float) -> str:
+    """Which consumers and clusters never confirmed, for the history and the log."""
+    unconfirmed = [c.label for c in state.unconfirmed]
+    names = ", ".join(unconfirmed[:20]) + (f" and {len(unconfirmed) - 20} more"
+                                           if len(unconfirmed) > 20 else "")
+    parts = [f"without confirmation from: {names}"] if unconfirmed else []
+    if state.errors:
+        parts.append(f"clusters unreachable: {'; '.join(state.errors)}")
+    warning = (f"{'retired' if retires else 'closed'} after the maximum wait of {wait_hours:g} h: "
+               + "; ".join(parts))[:2000]
+    logger.warning("consumers never confirmed", extra={
+        "outcome": "propagation-unconfirmed", "consumers": unconfirmed[:100],
+        "errors": list(state.errors)})
+    return warning
 
 
 def _describe(exc: Exception) -> str:

@@ -100,6 +100,16 @@ class Propagation:
         """Consumers a later check may still confirm."""
         return [c for c in self.consumers if not c.settled]
 
+    @property
+    def open(self) -> bool:
+        """Something a later visit may still change: a waiting consumer, a failing cluster."""
+        return bool(self.waiting or self.errors)
+
+    @property
+    def done(self) -> bool:
+        """Every consumer confirmed, and every cluster answered."""
+        return not self.unconfirmed and not self.errors
+
 
 def encode(propagation: Propagation) -> str:
     """Compact JSON for the journal; reasons are cut so one consumer stays small."""

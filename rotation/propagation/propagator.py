@@ -11,7 +11,8 @@ changes nothing and so triggers no second sync.
 :meth:`Propagator.check` runs on each later visit (the sweeper): ESO synced after the patch
 (:func:`~rotation.propagation.confirm.sync_state`), then each workload's generation rose, its
 marker changed and its rollout finished (:func:`~rotation.propagation.confirm.rollout_state`).
-A cluster that cannot be reached is recorded and counted; the others go on.
+A cluster that cannot be reached is named in ``errors``; the others go on, and it is tried
+again (planned, patched or checked) on the next visit.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ class Propagator:
 
     def trigger(self, state: Propagation, *, vault_url: str, secret: str,
                 tags: Mapping[str, str], value: str, save: Save) -> Propagation:
-        """Plan and patch every cluster not planned yet; raises ClusterError naming those
-        that could not be reached, after saving what the others did."""
+        """Plan and patch every cluster not done yet; one that cannot be reached is named in
+        the result's ``errors`` (after saving what the others did), to be tried again."""
         errors: list[str] = []
         for cluster in self._reachable(errors):
             try:
@@ -64,13 +65,12 @@ class Propagator:
                 errors.append(f"{cluster.name}: {exc}")
             except ClusterError as exc:
                 errors.append(f"{cluster.name}: {exc}")
-        if errors:
-            raise ClusterError("; ".join(errors))
-        return state
+        return state.with_changes(errors=tuple(errors))
 
     def check(self, state: Propagation) -> Propagation:
-        """One look at every consumer still waiting; records clusters that fail to answer."""
-        errors: list[str] = []
+        """One look at every consumer still waiting; clusters that fail to answer are added
+        to ``errors``."""
+        errors: list[str] = list(state.errors)
         clusters = {c.name: c for c in self._reachable(errors)}
         consumers: list[ConsumerProgress] = []
         workloads: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
@@ -91,8 +91,7 @@ class Propagator:
                 errors.append(f"{cluster.name}: {exc}")
                 down.add(cluster.name)
                 consumers.append(consumer)
-        return state.with_changes(consumers=tuple(consumers), errors=tuple(errors),
-                                  failed_checks=state.failed_checks + 1 if errors else 0)
+        return state.with_changes(consumers=tuple(consumers), errors=tuple(errors))
 
     # -- planning and patching ---------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,9 +29,12 @@ from tests.integration.conftest import (
     versions_of,
 )
 from tests.integration.test_protocol import admin_secret
+from tests.support.kits import Kit, make_kit
 from tests.support.payloads import load_payload, retarget
 from tests.support.postgres import PostgresServer
 from tests.support.targets import DEFAULT_TARGET, pg_target
+from tests.support.token_kits import TOKEN_KITS
+from twins.jenkins import JenkinsTwin
 from twins.keyvault import KeyVaultTwin
 from twins.kubernetes import KubernetesTwin
 from twins.kubernetes.controllers import Controllers
@@ -224,7 +228,7 @@ def test_a_rollout_that_never_completes_holds_retirement_until_the_maximum_grace
 
     body = history(app, rotation_id)
     warning = body["propagation"]["warning"]
-    assert warning.startswith("retired after the maximum wait of 0.002 h without confirmation from:")
+    assert warning.startswith("retired after the maximum wait of 0.002 h: without confirmation from:")
     assert f"{KUBECONFIG_SECRET}:{NS}/ExternalSecret/api-db" in warning
     assert f"{KUBECONFIG_SECRET}:{NS}/ExternalSecret/batch-db" in warning
     [api] = [c for c in body["propagation"]["consumers"] if c["name"] == "api-db"]
@@ -243,8 +247,9 @@ def test_an_unreachable_cluster_parks_the_rotation_until_it_answers(
 
     app.deliver(near_expiry(twin, db.name, db.version))
     body = latest_rotation(app, db.name)
-    assert (body["status"], body["step"]) == ("awaiting-propagation", "promoted"), body
-    assert "cannot reach a cluster" in body["lastError"] and "503" in body["lastError"]
+    assert (body["status"], body["step"]) == ("awaiting-propagation", "propagated"), body
+    assert body["lastError"].startswith(f"clusters unreachable: {KUBECONFIG_SECRET}: ")
+    assert "HTTP 503" in body["lastError"]
     first_retry = body["nextAttemptAt"]
     assert first_retry is not None
     app.sweep()  # not due yet (back-off): nothing changes
@@ -322,3 +327,74 @@ def test_a_version_written_by_hand_is_propagated_alone(
     assert body["propagation"]["consumers"][0]["state"] == "confirmed"
     assert body["newVersion"] == by_hand.properties.version and body["pendingVersion"] is None
     assert postgres.can_login(db.role, "Hand-Set-Passw0rd-1"), "nothing was rotated"
+
+
+@pytest.fixture
+def jenkins_twin(tmp_path: Path) -> Iterator[JenkinsTwin]:
+    with JenkinsTwin(cert_dir=tmp_path / "jenkins") as running:
+        yield running
+
+
+@pytest.fixture(params=["jenkins-overlap", "netbox-overlap"])
+def token_kit(request: pytest.FixtureRequest, kv: SecretClient,
+              declare_targets: Callable[..., None]) -> Kit:
+    """A Jenkins or NetBox token kit, declared as the operator's target."""
+    kit = make_kit(request.param, kv, request.getfixturevalue(TOKEN_KITS[request.param].server))
+    declare_targets(**{kit.target.replace("-", "_"): kit.declaration()})
+    return kit
+
+
+def test_a_rotated_api_token_reaches_its_workload_before_the_old_one_is_revoked(
+        app: App, cluster: Cluster, token_kit: Kit, twin: KeyVaultTwin, kv: SecretClient) -> None:
+    secret = token_kit.make_secret()
+    kv.update_secret_properties(secret.name, secret.version, tags={
+        "rotator-target": token_kit.target, "rotator-grace-hours": "48"})
+    token_es = external_secret("ci-token", secret.name, "ci-token")
+    token_es["spec"]["data"][0] = {"secretKey": "token",
+                                   "remoteRef": {"key": secret.name, "property": "token"}}
+    cluster.twin.put(token_es)
+    cluster.twin.put(deployment("ci-agent", "ci-token"))
+    cluster.controllers.settle()
+
+    app.deliver(near_expiry(twin, secret.name, secret.version))
+    assert latest_rotation(app, secret.name)["status"] == "awaiting-propagation"
+    assert token_kit.logs_in(secret.role, secret.password), "the old token works until confirmed"
+
+    sweep_until(app, lambda: latest_rotation(app, secret.name)["status"] == "succeeded", cluster)
+    new = json.loads(kv.get_secret(secret.name).value or "{}")
+    assert cluster.secret_data("ci-token")["token"] == new["token"]
+    assert token_kit.logs_in(secret.role, new["token"])
+    assert not token_kit.logs_in(secret.role, secret.password), "revoked once confirmed"
+    body = history(app, latest_rotation(app, secret.name)["rotationId"])
+    assert [c["state"] for c in body["propagation"]["consumers"]] == ["confirmed"]
+
+
+def test_several_clusters_one_unreachable_until_the_maximum_grace(
+        app: App, cluster: Cluster, alternating: Callable[..., DatabaseSecret], twin: KeyVaultTwin,
+        kv: SecretClient, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = yaml.safe_load(inline_kubeconfig(cluster.twin, TOKEN))
+    with socket.socket() as closed:  # a port nobody listens on: the cluster is down
+        closed.bind(("127.0.0.1", 0))
+        config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{closed.getsockname()[1]}"
+    kv.set_secret("kubeconfig-edge", yaml.safe_dump(config))
+    monkeypatch.setenv("ROTATOR_KUBECONFIG_SECRET",
+                       f"{twin.vault_name}/{KUBECONFIG_SECRET},{twin.vault_name}/kubeconfig-edge")
+    db = alternating(**{"rotator-grace-hours": "48", "rotator-max-grace-hours": "0.002"})
+    cluster.twin.put(external_secret("api-db", db.name, "api-db"))
+    cluster.twin.put(deployment("api", "api-db"))
+    cluster.controllers.settle()
+
+    app.deliver(near_expiry(twin, db.name, db.version))
+    body = latest_rotation(app, db.name)
+    assert body["status"] == "awaiting-propagation" and "kubeconfig-edge" in body["lastError"]
+    assert cluster.es("api-db")["metadata"]["annotations"]["external-secrets.io/force-sync"] \
+        == body["rotationId"], "the reachable cluster is not held up by the other"
+    assert postgres.can_login(db.role, db.password)
+
+    sweep_until(app, lambda: latest_rotation(app, db.name)["status"] == "succeeded", cluster)
+    record = history(app, body["rotationId"])
+    assert record["propagation"]["clusters"] == [KUBECONFIG_SECRET]
+    assert record["propagation"]["warning"].startswith(
+        "retired after the maximum wait of 0.002 h: clusters unreachable: kubeconfig-edge: ")
+    assert [c["state"] for c in record["propagation"]["consumers"]] == ["confirmed"]
+    assert not postgres.can_login(db.role, db.password)
