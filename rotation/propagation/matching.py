@@ -45,6 +45,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from rotation.propagation.candidates import could_read
 from rotation.propagation.kube import (
     CES_KIND,
     CSS_KIND,
@@ -102,12 +103,14 @@ class Verdict:
 
 
 def match(vault_url: str, secret: str, tags: Mapping[str, str],
-          objects: Iterable[Mapping[str, object]]) -> list[Verdict]:
+          objects: Iterable[Mapping[str, object]], *, candidates_only: bool = False) -> list[Verdict]:
     """One verdict per ExternalSecret and ClusterExternalSecret in ``objects``.
 
     ``vault_url`` is the rotated secret's vault (raises :class:`ValueError` if it is not an
     http(s) URL: it is the caller's own value). Objects of other kinds are ignored; the result
-    does not depend on their order.
+    does not depend on their order. With ``candidates_only`` (the rotation's path), objects
+    that certainly do not name the secret (:mod:`~rotation.propagation.candidates`) are not
+    judged, and only the verdicts the rotation acts on (all but ``skip``) are returned.
     """
     wanted = Wanted(normalise_vault_url(vault_url), secret, dict(tags))
     externals: list[tuple[str, JsonMap]] = []
@@ -136,11 +139,13 @@ def match(vault_url: str, secret: str, tags: Mapping[str, str],
             children[parent].add(namespace)
     best: dict[tuple[str, str, str], Verdict] = {}
     for kind, obj in externals:
+        if candidates_only and not could_read(obj, kind, wanted):
+            continue
         verdict = _judge(kind, obj, wanted, index, children)
         key = (verdict.namespace, verdict.kind, verdict.name)
         if key not in best or _order(verdict) > _order(best[key]):
             best[key] = verdict
-    return [best[key] for key in sorted(best)]
+    return [best[key] for key in sorted(best) if not (candidates_only and best[key].action == "skip")]
 
 
 def _order(verdict: Verdict) -> tuple[int, str, str, str, str]:

@@ -109,7 +109,7 @@ class Propagator:
         planned: list[ConsumerProgress] = []
         untracked = 0
         watched: dict[str, list[dict[str, Any]]] = {}
-        for verdict in match(vault_url, secret, tags, objects):
+        for verdict in match(vault_url, secret, tags, objects, candidates_only=True):
             if verdict.action == "skip":
                 continue
             if len(state.consumers) + len(planned) >= MAX_TRACKED:

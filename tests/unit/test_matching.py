@@ -618,3 +618,13 @@ def test_permutations_of_a_small_cluster_agree() -> None:
                *case("CES on a SecretStore, namespace known from a child").objects]
     results = {tuple(match(VAULT, SECRET, TAGS, list(p))) for p in itertools.permutations(objects)}
     assert len(results) == 1
+
+
+@pytest.mark.parametrize("secret", [SECRET, "db-admin", "DB", "tls", "other"])
+def test_candidates_only_keeps_exactly_the_verdicts_a_rotation_acts_on(secret: str) -> None:
+    objects = [*WORLD, *(obj for case in TABLE + MALFORMED for obj in case.objects)]
+    for tags in (TAGS, {}, {"rotation": "managed"}):
+        everything = match(VAULT, secret, tags, objects)
+        acted_on = [v for v in everything if v.action != "skip"]
+        assert match(VAULT, secret, tags, objects, candidates_only=True) == acted_on
+        assert len(acted_on) < len(everything)
