@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt -e '.[dev]'
 	touch $(STAMP)
 
-## demo: rotate a PostgreSQL password end to end on the twins and an embedded PostgreSQL
+## demo: a PostgreSQL rotation carried into Kubernetes (ESO, Reloader) and a Jenkins token, on the twins
 demo: $(STAMP)
 	$(BIN)/python -m demo
 

@@ -36,6 +36,19 @@ class EmbeddedPostgres:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
                 sql.Identifier(role), sql.Literal(password)))
 
+    def create_admin(self, role: str, password: str, *, of: str) -> None:
+        """A login that may create roles and change ``of``'s password, and nothing more.
+
+        The alternating-users strategy's admin: ``CREATEROLE`` to create the clone, and, since
+        PostgreSQL 16, ``ADMIN OPTION`` on the base role to change its password (without
+        inheriting its privileges or being able to ``SET ROLE`` to it).
+        """
+        with psycopg.connect(self.admin_uri, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)))
+            conn.execute(sql.SQL("GRANT {} TO {} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE").format(
+                sql.Identifier(of), sql.Identifier(role)))
+
     def login_works(self, role: str, password: str) -> bool:
         """A fresh login; True when accepted, False when the password is refused."""
         try:

@@ -43,7 +43,7 @@ def run(jenkins: JenkinsTwin, client: SecretClient, app: ModuleType,
                       content_type="application/json",
                       expires_on=datetime.now(UTC) + timedelta(days=20),
                       tags={"rotator-target": TARGET_ID, "rotator-grace-hours": str(GRACE_HOURS)})
-    say(f"\n6. Jenkins twin at {jenkins.url}: user {USER} with one API token, stored as "
+    say(f"\n9. Jenkins twin at {jenkins.url}: user {USER} with one API token, stored as "
         f"{SECRET_NAME} (value: username, token, tokenUuid)")
     deliver(SECRET_NAME)
     new = json.loads(client.get_secret(SECRET_NAME).value or "{}")
