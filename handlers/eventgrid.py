@@ -46,7 +46,12 @@ def handle_event(event: func.EventGridEvent | func.CloudEvent,
     log line saying why.
     """
     configure_logging()
-    envelope = _envelope(event)
+    try:
+        envelope = envelope_of(event)
+    except Exception as exc:  # a converter's object we do not know: say so, never raise
+        logger.error("event rejected", extra={"outcome": "rejected",
+                                              "detail": f"unreadable event object: {type(exc).__name__}"})
+        return
     with structlog.contextvars.bound_contextvars(event_id=_loggable(envelope["event_id"]),
                                                  event_type=_loggable(envelope["event_type"])):
         try:
@@ -67,13 +72,20 @@ def handle_event(event: func.EventGridEvent | func.CloudEvent,
             _decide(parsed, services)
 
 
-def _envelope(event: func.EventGridEvent | func.CloudEvent) -> dict[str, Any]:
-    """The parser's arguments from either schema (CloudEvents: type, source, time)."""
-    if isinstance(event, func.CloudEvent):
+def envelope_of(event: func.EventGridEvent | func.CloudEvent) -> dict[str, Any]:
+    """The parser's arguments from either schema (CloudEvents: type, source, time).
+
+    ``func.CloudEvent`` exists from azure-functions 1.25; a worker that loads an older
+    library of its own (ADR 0006) hands over only ``EventGridEvent``, so the class is looked
+    up, never assumed.
+    """
+    cloud_event = getattr(func, "CloudEvent", None)
+    if cloud_event is not None and isinstance(event, cloud_event):
         return {"event_id": event.id, "event_type": event.type, "topic": event.source,
                 "subject": event.subject, "data": event.get_json(), "event_time": event.time}
-    return {"event_id": event.id, "event_type": event.event_type, "topic": event.topic,
-            "subject": event.subject, "data": event.get_json(), "event_time": event.event_time}
+    grid: Any = event  # an EventGridEvent, or whatever an older converter made
+    return {"event_id": grid.id, "event_type": grid.event_type, "topic": grid.topic,
+            "subject": grid.subject, "data": grid.get_json(), "event_time": grid.event_time}
 
 
 def _loggable(value: Any) -> str | None:

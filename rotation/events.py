@@ -77,7 +77,8 @@ def parse_event(
     data: Any,
     event_time: datetime | None = None,
 ) -> KeyVaultEvent | UnhandledEvent:
-    """Turn the fields of an Event Grid-schema event into a :class:`KeyVaultEvent`.
+    """Turn the fields of an event (Event Grid schema, or CloudEvents 1.0 mapped onto the same
+    names: ``type``, ``source``, ``time``) into a :class:`KeyVaultEvent`.
 
     The fields are typed ``Any`` because they are whatever the sender put on the wire.
     Returns :class:`UnhandledEvent` for types we do not act on. Raises :class:`InvalidEvent`
@@ -91,8 +92,9 @@ def parse_event(
         event_time = None
     if not etype:
         raise InvalidEvent(
-            "event has no eventType; akv-rotator needs the Event Grid event schema "
-            "(a CloudEvents subscription delivers events the Python worker cannot read)"
+            "event has no type (eventType in the Event Grid schema, type in CloudEvents 1.0); "
+            "a CloudEvents delivery reads like this when the worker loads an azure-functions "
+            "older than 1.25: set PYTHON_ISOLATE_WORKER_DEPENDENCIES=1 (docs/adr/0006)"
         )
     kind = _handled_kind(etype)
     if kind is None:

@@ -1,4 +1,8 @@
-"""Golden Event Grid payloads, kept as JSON files under tests/payloads/ and loaded here only."""
+"""Golden Key Vault event payloads, kept as JSON files under tests/payloads/ and loaded here only.
+
+Files named ``cloudevents_*`` are in the CloudEvents 1.0 schema (Event Grid delivers that
+schema when the subscription asks for it); the others in the Event Grid schema.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +24,17 @@ def load_payload(name: str) -> dict[str, Any]:
     return copy.deepcopy(json.loads((PAYLOADS / f"{name}.json").read_text()))
 
 
-def decode_event(payload: dict[str, Any]) -> func.EventGridEvent:
-    """Turn a wire payload into ``func.EventGridEvent`` exactly as the Python worker does."""
+def payload_names() -> list[str]:
+    """Every golden payload, by the name :func:`load_payload` takes."""
+    return sorted(path.stem for path in PAYLOADS.glob("*.json"))
+
+
+def decode_event(payload: dict[str, Any]) -> func.EventGridEvent | func.CloudEvent:
+    """Turn a wire payload into the function's argument exactly as the Python worker does:
+    ``EventGridEvent``, or ``CloudEvent`` when the body carries ``specversion``."""
     datum = meta.Datum(json.dumps(payload), "json")
-    event: func.EventGridEvent = EventGridEventInConverter.decode(datum, trigger_metadata={})
+    event: func.EventGridEvent | func.CloudEvent = EventGridEventInConverter.decode(
+        datum, trigger_metadata={})
     return event
 
 
@@ -31,8 +42,9 @@ def retarget(payload: dict[str, Any], *, vault: str, secret: str, version: str,
              topic: str | None = None) -> dict[str, Any]:
     """Point a golden payload at another vault, secret and version, keeping its key casing."""
     out = copy.deepcopy(payload)
+    cloud = "specversion" in out
     out["subject"] = secret
-    out["topic"] = topic or (
+    out["source" if cloud else "topic"] = topic or (
         "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg"
         f"/providers/Microsoft.KeyVault/vaults/{vault}"
     )
@@ -46,5 +58,5 @@ def retarget(payload: dict[str, Any], *, vault: str, secret: str, version: str,
             out["data"][key] = version
         elif norm == "id":
             out["data"][key] = f"https://{vault}.vault.azure.net/secrets/{secret}/{version}"
-    out["eventTime"] = datetime.now().astimezone().isoformat()
+    out["time" if cloud else "eventTime"] = datetime.now().astimezone().isoformat()
     return out

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import azure.functions as func
 import pytest
 
+from handlers.eventgrid import envelope_of
 from rotation.events import InvalidEvent, KeyVaultEvent, UnhandledEvent, parse_event
 from tests.support.payloads import decode_event, load_payload
 
@@ -13,9 +15,8 @@ VERSION = "ee059b2bb5bc48398a53b168c6cdcb10"
 
 
 def parse_payload(payload: dict) -> KeyVaultEvent | UnhandledEvent:
-    event = decode_event(payload)
-    return parse_event(event_id=event.id, event_type=event.event_type, topic=event.topic,
-                       subject=event.subject, data=event.get_json(), event_time=event.event_time)
+    """Through the worker's converter and the function's own mapping, as in production."""
+    return parse_event(**envelope_of(decode_event(payload)))
 
 
 @pytest.mark.parametrize(
@@ -25,6 +26,9 @@ def parse_payload(payload: dict) -> KeyVaultEvent | UnhandledEvent:
         ("new_version_doc_sample", "SecretNewVersionCreated", 1559081980),
         ("near_expiry_camel_2020", "SecretNearExpiry", 1559081980),
         ("expired_pascal_spaces_2021", "SecretExpired", None),
+        ("cloudevents_new_version_doc_sample", "SecretNewVersionCreated", 1559081980),
+        ("cloudevents_near_expiry", "SecretNearExpiry", 1559081980),
+        ("cloudevents_expired", "SecretExpired", 1559081980),
     ],
 )
 def test_every_published_shape_parses_to_the_same_typed_event(payload: str, kind: str,
@@ -93,9 +97,23 @@ def test_event_type_is_matched_without_case_or_padding() -> None:
     assert isinstance(parsed, KeyVaultEvent) and parsed.kind == "SecretNearExpiry"
 
 
-def test_cloudevents_delivery_is_explained() -> None:
-    with pytest.raises(InvalidEvent, match="Event Grid event schema"):
-        parse_event(event_id="1", event_type=None, topic=None, subject="s", data={})
+def test_both_schemas_give_the_same_typed_event() -> None:
+    grid, cloud = parse_payload(load_payload("near_expiry_pascal")), parse_payload(
+        load_payload("cloudevents_near_expiry"))
+    assert isinstance(grid, KeyVaultEvent) and isinstance(cloud, KeyVaultEvent)
+    assert (grid.kind, grid.vault, grid.secret, grid.version, grid.not_before, grid.expires_on,
+            grid.event_time) == (cloud.kind, cloud.vault, cloud.secret, cloud.version,
+                                 cloud.not_before, cloud.expires_on, cloud.event_time)
+    assert type(decode_event(load_payload("cloudevents_near_expiry"))).__name__ == "CloudEvent"
+
+
+def test_a_cloudevent_read_as_an_event_grid_event_is_explained() -> None:
+    """What a worker with azure-functions < 1.25 hands over for a CloudEvents delivery."""
+    body = load_payload("cloudevents_near_expiry")
+    event = func.EventGridEvent(id=body["id"], data=body["data"], topic=None, subject=body["subject"],
+                                event_type=None, event_time=None, data_version=None)
+    with pytest.raises(InvalidEvent, match="PYTHON_ISOLATE_WORKER_DEPENDENCIES=1"):
+        parse_event(**envelope_of(event))
 
 
 def test_name_and_version_fall_back_to_subject_topic_and_id() -> None:

@@ -119,6 +119,7 @@ def test_the_example_local_settings_are_valid_and_declare_a_target() -> None:
     assert target.kind == "postgresql" and target.tls.mode == "verify-full"
     assert str(target.admin_secret) == "kv-twin/pg-admin"
     assert not settings.trust_app_service_auth
+    assert example["Values"]["PYTHON_ISOLATE_WORKER_DEPENDENCIES"] == "1"  # ADR 0006
 
 
 def test_clusters_come_from_named_vault_secrets_or_the_pod() -> None:
