@@ -24,7 +24,7 @@ from rotation.errors import ConfigurationError
 from rotation.health import CredentialHealth
 from rotation.ids import VaultName
 from rotation.journal import Journal, open_journal
-from rotation.keyvault import KeyVaultSecrets, build_secret_client
+from rotation.keyvault import KeyVaultSecrets, build_secret_client, credential_for
 from rotation.propagation.access import ClusterDirectory
 from rotation.propagation.propagator import Propagator
 from rotation.service import RotationService
@@ -98,9 +98,17 @@ def build_services(settings: Settings, *, observer: StepObserver | None = None,
             lambda vault, name: vault_secrets(vault).latest(name).value.reveal(),
             timeout_seconds=settings.connect_timeout_seconds)
         propagator = Propagator(directory, clock)
+    publisher = None
+    if settings.events is not None:
+        from rotation.publishing import build_publisher
+
+        publisher = build_publisher(
+            settings.events.endpoint, credential_for(settings), namespace_topic=settings.events.topic,
+            ca_bundle=settings.events.ca_bundle, timeout_seconds=settings.keyvault_timeout_seconds,
+            retry=settings.retry, clock=clock)
     engine = RotationEngine(settings=settings, journal=journal, vaults=vault_secrets,
                             targets=targets, clock=clock, observer=observer,
-                            propagator=propagator)
+                            propagator=propagator, publisher=publisher)
     rotation = RotationService(settings=settings, vaults=vault_secrets, journal=journal,
                                engine=engine, clock=clock, worker_id=worker_id())
     sweeper = Sweeper(settings=settings, service=rotation, clock=clock)

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry.trace import Span
 
@@ -87,6 +87,9 @@ from rotation.secret_value import Credential
 from rotation.settings import LEASE_PER_TIMEOUT, Settings
 from rotation.targets.base import MintingTarget, Target, TargetContext
 from rotation.targets.definition import SecretRef
+
+if TYPE_CHECKING:  # azure-eventgrid loads only where events are configured
+    from rotation.publishing import EventKind, Publisher
 
 logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -137,7 +140,7 @@ class RotationEngine:
     def __init__(
         self, *, settings: Settings, journal: Journal, vaults: Callable[[str], KeyVaultSecrets],
         targets: TargetFactory, clock: Clock, observer: StepObserver | None = None,
-        propagator: Propagator | None = None,
+        propagator: Propagator | None = None, publisher: Publisher | None = None,
     ) -> None:
         self._settings = settings
         self._protocol = settings.protocol
@@ -147,6 +150,7 @@ class RotationEngine:
         self._clock = clock
         self._observer = observer or NoObserver()
         self._propagator = propagator
+        self._publisher = publisher
         self._recovery = Recovery(journal=journal, vaults=vaults, context=self._context,
                                   clock=clock, protocol=settings.protocol)
 
@@ -170,7 +174,9 @@ class RotationEngine:
                     # The first clause of lastError is the original cause; what settle adds
                     # after it is rewritten each time, so it never piles up.
                     cause = (record.last_error or "").split("; ", 1)[0] or "repair"
-                    return self._recovery.settle(record, cause)
+                    settled = self._recovery.settle(record, cause)
+                    self._announce_failure(settled)
+                    return settled
                 if record.purpose == "propagation":
                     return self._propagation_only(progress)
                 context = self._context(record)
@@ -234,6 +240,9 @@ class RotationEngine:
                 changes = effect(record, ctx)
                 self._observer.after_effect(step, record)
                 self._advance(progress, step, **changes)
+            if step == "retired" and ctx.target.retires_previous:
+                self._announce(progress, "retired")
+        self._announce(progress, "succeeded")
         record = self._journal.close(progress.record, now=self._clock(), status="succeeded")
         logger.info("rotation finished", extra={"outcome": "succeeded",
                                                 "new_version": record.new_version})
@@ -442,6 +451,7 @@ class RotationEngine:
             changes["retire_after"] = now  # confirmation (or the deadline) replaces the grace
         if changes:
             progress.record = self._journal.advance(record, now=now, ttl=self.lease, **changes)
+        self._announce(progress, "propagated")
         return None
 
     def _await_propagation(self, progress: _Progress, state: Propagation,
@@ -462,6 +472,25 @@ class RotationEngine:
         return self._journal.release(record, now=self._clock(),
                                      next_attempt_at=min(self._clock() + poll, deadline),
                                      last_error=error)
+
+    def _announce(self, progress: _Progress, kind: EventKind) -> None:
+        """Publish a rotation event once: journaled after it was accepted, so a resumed
+        attempt skips it (a crash between the two sends it again, with the same id)."""
+        record = progress.record
+        done = set((record.published or "").split(",")) - {""}
+        if self._publisher is None or kind in done:
+            return
+        about = record  # a succeeded event tells the outcome the close right after records
+        if kind == "succeeded":
+            about = record.with_changes(status="succeeded", finished_at=self._clock())
+        if self._publisher.publish(kind, about):
+            progress.record = self._journal.advance(record, now=self._clock(), ttl=self.lease,
+                                                    published=",".join(sorted(done | {kind})))
+
+    def _announce_failure(self, record: RotationRecord) -> None:
+        """A rotation that closed failed is never resumed: announce it once, unjournaled."""
+        if self._publisher is not None and record.status == "failed":
+            self._publisher.publish("failed", record)
 
     def _propagation_deadline(self, record: RotationRecord, wait_hours: float) -> datetime:
         """Promote (or a propagation record's start) plus the longest wait."""
@@ -639,6 +668,7 @@ class RotationEngine:
         if current.attempts >= self._protocol.max_attempts:
             settled = self._recovery.settle(
                 current, f"gave up after {current.attempts} attempts (last error: {_describe(exc)})")
+            self._announce_failure(settled)
             if settled.status == "failed":
                 raise PermanentError(f"gave up after {current.attempts} attempts; "
                                      f"last error: {exc}") from exc
@@ -655,6 +685,7 @@ class RotationEngine:
         if current.done("promoted"):
             return self._recovery.cleanup_later(current, _describe(exc))
         settled = self._recovery.settle(current, _describe(exc))
+        self._announce_failure(settled)
         if settled.status == "failed":
             raise exc
         return settled

@@ -273,15 +273,19 @@ class StaticTokenCredential:
         return AccessToken(self._token, int(time.time()) + 3600)
 
 
+def credential_for(settings: Settings) -> TokenCredential:
+    """The app's identity: DefaultAzureCredential in Azure (the managed identity), a static
+    token for local twins (settings refuse it for anything but loopback)."""
+    if settings.keyvault_auth == "static-token" and settings.keyvault_static_token:
+        return StaticTokenCredential(settings.keyvault_static_token)
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
 def build_secret_client(vault: VaultConfig, settings: Settings) -> SecretClient:
     """A SecretClient for one vault; DefaultAzureCredential in Azure, a static token locally."""
-    credential: TokenCredential
-    if settings.keyvault_auth == "static-token" and settings.keyvault_static_token:
-        credential = StaticTokenCredential(settings.keyvault_static_token)
-    else:
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential()
+    credential = credential_for(settings)
     # Every call is bounded well below the rotation lease (settings check the ratio): azure-
     # core's default read timeout (300 s) equals the default lease, so a slow answer could
     # otherwise outlive the worker's claim on the rotation.

@@ -46,6 +46,9 @@ KUBECONFIG_SECRET = "ROTATOR_KUBECONFIG_SECRET"  # noqa: S105 - a setting's name
 PROPAGATION_POLL_SECONDS = "ROTATOR_PROPAGATION_POLL_SECONDS"
 PROPAGATION_WATCH_MINUTES = "ROTATOR_PROPAGATION_WATCH_MINUTES"
 IN_CLUSTER = "in-cluster"
+EVENTS_ENDPOINT = "ROTATOR_EVENTS_ENDPOINT"
+EVENTS_TOPIC = "ROTATOR_EVENTS_TOPIC"
+EVENTS_CA_BUNDLE = "ROTATOR_EVENTS_CA_BUNDLE"
 
 #: Key Vault raises SecretNearExpiry this many days before a version expires (fixed).
 NEAR_EXPIRY_LEAD_DAYS = 30.0
@@ -115,6 +118,16 @@ class PropagationSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class EventSettings:
+    """Where rotation events go: an Event Grid basic topic's endpoint, or a namespace's
+    endpoint and ``topic``; None when events are off."""
+
+    endpoint: str
+    topic: str | None = None
+    ca_bundle: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the core needs to know about its environment."""
 
@@ -135,6 +148,7 @@ class Settings:
     #: it anyone holding the function key could write any name into the audit trail.
     trust_app_service_auth: bool = False
     propagation: PropagationSettings = PropagationSettings()
+    events: EventSettings | None = None
 
     @property
     def call_timeout_seconds(self) -> float:
@@ -215,6 +229,7 @@ class Settings:
             ),
             targets=_targets(env, tuple(v.name for v in vaults), problems),
             trust_app_service_auth=trust_auth == "true",
+            events=_events(env, auth, problems),
             propagation=PropagationSettings(
                 clusters=_clusters(env.get(KUBECONFIG_SECRET, ""), vaults, problems),
                 poll_seconds=_number(env, PROPAGATION_POLL_SECONDS, 60.0, float, 1.0, 3600.0,
@@ -288,6 +303,27 @@ def _vaults(raw: str, problems: list[str]) -> tuple[VaultConfig, ...]:
             continue
         vaults.append(VaultConfig(VaultName(name), url))
     return tuple(vaults)
+
+
+def _events(env: Mapping[str, str], auth: str, problems: list[str]) -> EventSettings | None:
+    """``ROTATOR_EVENTS_ENDPOINT`` (https) and, for a namespace, ``ROTATOR_EVENTS_TOPIC``."""
+    raw = env.get(EVENTS_ENDPOINT, "").strip()
+    topic = env.get(EVENTS_TOPIC, "").strip() or None
+    if not raw:
+        if topic:
+            problems.append(f"{EVENTS_TOPIC} needs {EVENTS_ENDPOINT} (the namespace's endpoint)")
+        return None
+    try:
+        endpoint = checked_https_url(raw, what=EVENTS_ENDPOINT)
+    except UnsafeUrl as exc:
+        problems.append(str(exc))
+        return None
+    if topic is not None and not re.fullmatch(r"[A-Za-z0-9-]{3,50}", topic):
+        problems.append(f"{EVENTS_TOPIC} must be 3-50 letters, digits and '-', got {topic!r}")
+    if auth == "static-token" and not is_loopback(endpoint):
+        problems.append(f"{KEYVAULT_AUTH}=static-token is only for local twins on loopback, but "
+                        f"{EVENTS_ENDPOINT} is remote")
+    return EventSettings(endpoint, topic, env.get(EVENTS_CA_BUNDLE, "").strip() or None)
 
 
 def _clusters(raw: str, vaults: tuple[VaultConfig, ...],

@@ -35,6 +35,10 @@ _refusals = meter.create_counter(
     "rotator.binding.refusals", unit="{refusal}",
     description="Secrets whose tags selected a target that does not admit them",
 )
+_events = meter.create_counter(
+    "rotator.events.published", unit="{event}",
+    description="Rotation events sent to the operator's Event Grid topic, by kind and result",
+)
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -107,3 +111,8 @@ def count_repair() -> None:
 def count_drift(*, vault: str, target: str) -> None:
     """Count one secret whose current credential no longer logs in (bounded attributes)."""
     _drift.add(1, {"rotator.vault": vault, "rotator.target": target})
+
+
+def count_event_publication(kind: str, *, published: bool) -> None:
+    """Count one rotation event sent (or given up on); ``kind`` is one of four names."""
+    _events.add(1, {"rotator.event.kind": kind, "rotator.event.published": published})

@@ -81,6 +81,7 @@ FIELD_KINDS: dict[str, Kind] = {
     "leftovers": "optional-text",
     "purpose": "optional-text",
     "propagation": "propagation",
+    "published": "optional-text",
 }
 
 _CHOICES: dict[str, frozenset[str]] = {

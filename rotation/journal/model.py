@@ -106,6 +106,7 @@ class RotationRecord:
     leftovers: str | None = None            # credentials a crash left on the server, described
     purpose: Purpose = "rotation"
     propagation: Propagation | None = None  # per-consumer progress in the clusters
+    published: str | None = None            # rotation events sent, comma-separated kinds
     etag: str | None = field(default=None, compare=False)  # set by the journal; opaque
 
     def with_changes(self, **changes: object) -> RotationRecord:
@@ -148,6 +149,7 @@ def public_view(record: RotationRecord) -> dict[str, object]:
         "leftovers": record.leftovers,
         "purpose": record.purpose,
         "propagation": public(record.propagation) if record.propagation else None,
+        "eventsPublished": record.published.split(",") if record.published else [],
         "trigger": {"source": record.trigger_source, "reference": record.trigger_reference,
                     "eventType": record.trigger_event_type},
         "startedAt": iso(record.created_at),

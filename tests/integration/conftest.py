@@ -26,6 +26,7 @@ from tests.support.payloads import decode_event, load_payload, retarget
 from tests.support.postgres import PostgresServer
 from tests.support.targets import DEFAULT_TARGET, targets_setting
 from tests.support.telemetry import span_exporter
+from twins.eventgrid import EventGridTwin
 from twins.keyvault import KeyVaultTwin
 
 
@@ -128,6 +129,17 @@ def app(app_settings: dict[str, str], captured: CapturingHandler, twin: KeyVault
     observability.reset_for_tests()
     found = leaks(said, secret_material(kv))
     assert not found, f"secret values appeared in logs, HTTP bodies or spans: {found}"
+
+
+@pytest.fixture
+def topic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+          app_settings: dict[str, str]) -> Iterator[EventGridTwin]:
+    """An Event Grid topic twin the app publishes its rotation events to."""
+    with EventGridTwin(cert_dir=tmp_path / "eventgrid", namespace_topics={"rotations"}) as running:
+        monkeypatch.setenv("ROTATOR_EVENTS_ENDPOINT", running.topic_endpoint)
+        monkeypatch.setenv("ROTATOR_EVENTS_CA_BUNDLE", str(running.ca_path))
+        reset_services()
+        yield running
 
 
 @dataclass

@@ -34,6 +34,7 @@ from tests.support.payloads import load_payload, retarget
 from tests.support.postgres import PostgresServer
 from tests.support.targets import DEFAULT_TARGET, pg_target
 from tests.support.token_kits import TOKEN_KITS
+from twins.eventgrid import EventGridTwin
 from twins.jenkins import JenkinsTwin
 from twins.keyvault import KeyVaultTwin
 from twins.kubernetes import KubernetesTwin
@@ -398,3 +399,18 @@ def test_several_clusters_one_unreachable_until_the_maximum_grace(
         "retired after the maximum wait of 0.002 h: clusters unreachable: kubeconfig-edge: ")
     assert [c["state"] for c in record["propagation"]["consumers"]] == ["confirmed"]
     assert not postgres.can_login(db.role, db.password)
+
+
+def test_rotation_events_announce_propagation_retirement_and_success(
+        app: App, cluster: Cluster, alternating: Callable[..., DatabaseSecret], twin: KeyVaultTwin,
+        topic: EventGridTwin) -> None:
+    db = alternating(**{"rotator-grace-hours": "48"})
+    cluster.twin.put(external_secret("api-db", db.name, "api-db"))
+    cluster.twin.put(deployment("api", "api-db"))
+    cluster.controllers.settle()
+    app.deliver(near_expiry(twin, db.name, db.version))
+    assert topic.published() == [], "nothing to announce until the consumers confirm"
+    sweep_until(app, lambda: latest_rotation(app, db.name)["status"] == "succeeded", cluster)
+    events = [p.event for p in topic.published()]
+    assert [e["type"].rsplit(".", 1)[1] for e in events] == ["propagated", "retired", "succeeded"]
+    assert events[0]["data"]["propagation"] == {"consumers": 1, "confirmed": 1, "warning": None}

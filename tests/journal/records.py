@@ -56,6 +56,7 @@ def full_record() -> RotationRecord:
         ),
         purpose="propagation",
         propagation=propagation(consumers=2, at=at),
+        published="propagated,retired",
     )
 
 

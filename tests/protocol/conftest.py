@@ -26,6 +26,7 @@ from rotation.pending import pending_name
 from tests.support.kits import Kit, Secret, kit_spec, make_kit
 from tests.support.leaks import Said, leaks, secret_material
 from tests.support.payloads import load_payload, retarget
+from twins.eventgrid import EventGridTwin
 from twins.keyvault import KeyVaultTwin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,15 @@ def kit(request: pytest.FixtureRequest, kv: SecretClient) -> Kit:
 
 
 @pytest.fixture
-def worker_env(twin: KeyVaultTwin, azurite: str, table_name: str, kit: Kit) -> dict[str, str]:
+def topic(tmp_path: Path) -> Iterator[EventGridTwin]:
+    """The Event Grid topic the workers publish rotation events to."""
+    with EventGridTwin(cert_dir=tmp_path / "eventgrid") as running:
+        yield running
+
+
+@pytest.fixture
+def worker_env(twin: KeyVaultTwin, azurite: str, table_name: str, kit: Kit,
+               topic: EventGridTwin) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("ROTATOR_", "APPLICATIONINSIGHTS_"))}
     env.update({
@@ -68,6 +77,8 @@ def worker_env(twin: KeyVaultTwin, azurite: str, table_name: str, kit: Kit) -> d
         "ROTATOR_GRACE_HOURS": "0",
         "ROTATOR_LOG_LEVEL": "INFO",
         "ROTATOR_TARGETS": json.dumps({kit.target: kit.declaration()}),
+        "ROTATOR_EVENTS_ENDPOINT": topic.topic_endpoint,
+        "ROTATOR_EVENTS_CA_BUNDLE": str(topic.ca_path),
     })
     return env
 
@@ -154,3 +165,10 @@ def assert_invariant(kv: SecretClient, kit: Kit, journal: Journal, twin: KeyVaul
 def pending_versions(kv: SecretClient, secret: Secret) -> list[bool]:
     return [bool(v.enabled)
             for v in kv.list_properties_of_secret_versions(pending_name(secret.name))]
+
+
+def assert_announced_once(topic: EventGridTwin, record: RotationRecord) -> None:
+    """However often the rotation was resumed, one event of each kind, and one succeeded."""
+    ids = [p.event["id"] for p in topic.published()]
+    assert ids.count(f"{record.rotation_id}.succeeded") == 1, ids
+    assert len(ids) == len(set(ids)), ids

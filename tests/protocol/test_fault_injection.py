@@ -30,12 +30,14 @@ from rotation.journal.model import STEPS, Step
 from tests.protocol.conftest import (
     LEASE_SECONDS,
     Worker,
+    assert_announced_once,
     assert_invariant,
     credential_of,
     only_rotation,
     pending_versions,
 )
 from tests.support.kits import KITS, Kit, Secret
+from twins.eventgrid import EventGridTwin
 from twins.keyvault import KeyVaultTwin
 
 FAULT_STEPS: list[Step] = [step for step in STEPS if step != "started"]
@@ -91,7 +93,7 @@ def assert_completed(kv: SecretClient, kit: Kit, journal: Journal, twin: KeyVaul
 @pytest.mark.parametrize(("kit", "step", "point", "mode"), CASES, indirect=["kit"])
 def test_a_fault_at_a_step_boundary_is_survived(
     kit: Kit, step: Step, point: str, mode: str, worker_for: Callable[[Secret], Worker],
-    kv: SecretClient, journal: Journal, twin: KeyVaultTwin,
+    kv: SecretClient, journal: Journal, twin: KeyVaultTwin, topic: EventGridTwin,
 ) -> None:
     secret = kit.make_secret()
     worker = worker_for(secret)
@@ -106,3 +108,4 @@ def test_a_fault_at_a_step_boundary_is_survived(
     assert second.returncode == 0, second.stdout + second.stderr
     assert_invariant(kv, kit, journal, twin, secret)
     assert_completed(kv, kit, journal, twin, secret)
+    assert_announced_once(topic, only_rotation(journal, twin, secret))

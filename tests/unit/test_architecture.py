@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "rotation"
 DRIVERS = ("psycopg", "pymysql", "kubernetes", "requests", "httpx", "pynetbox",
-           "azure.data.tables", "sqlite3")
+           "azure.data.tables", "azure.eventgrid", "sqlite3")
 
 
 def imports_of(path: Path) -> set[str]:
