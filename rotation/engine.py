@@ -174,12 +174,14 @@ class RotationEngine:
                     # The first clause of lastError is the original cause; what settle adds
                     # after it is rewritten each time, so it never piles up.
                     cause = (record.last_error or "").split("; ", 1)[0] or "repair"
-                    settled = self._recovery.settle(record, cause)
-                    self._announce_failure(settled)
-                    return settled
+                    return self._settled(self._recovery.settle(record, cause))
                 if record.purpose == "propagation":
                     return self._propagation_only(progress)
                 context = self._context(record)
+                if record.target_id is None:  # known before any step, for failures' metrics
+                    progress.record = self._journal.advance(
+                        record, now=self._clock(), ttl=self.lease,
+                        target_id=context.definition.target_id)
                 return self._steps(progress, context)
             except ConcurrentRotation:
                 raise  # another worker owns it now: touch nothing more
@@ -243,7 +245,8 @@ class RotationEngine:
             if step == "retired" and ctx.target.retires_previous:
                 self._announce(progress, "retired")
         self._announce(progress, "succeeded")
-        record = self._journal.close(progress.record, now=self._clock(), status="succeeded")
+        record = self._settled(self._journal.close(progress.record, now=self._clock(),
+                                                   status="succeeded"))
         logger.info("rotation finished", extra={"outcome": "succeeded",
                                                 "new_version": record.new_version})
         return record
@@ -487,10 +490,22 @@ class RotationEngine:
             progress.record = self._journal.advance(record, now=self._clock(), ttl=self.lease,
                                                     published=",".join(sorted(done | {kind})))
 
-    def _announce_failure(self, record: RotationRecord) -> None:
-        """A rotation that closed failed is never resumed: announce it once, unjournaled."""
+    def _settled(self, record: RotationRecord) -> RotationRecord:
+        """After a rotation closed (or was parked): its metrics, and a failure's announcement
+        (a failed rotation is never resumed: announced once, unjournaled)."""
+        if record.finished:
+            target = self._settings.targets.targets.get(record.target_id or "")
+            kind = target.kind if target is not None else "unknown"
+            seconds = ((record.finished_at or self._clock()) - record.created_at).total_seconds()
+            telemetry.record_closed(outcome=record.status, target_kind=kind,
+                                    duration_seconds=seconds, attempts=record.attempts)
+            logger.info("rotation closed", extra={
+                "outcome": record.status, "target_kind": kind, "purpose": record.purpose,
+                "duration_seconds": round(seconds, 3), "attempts": record.attempts,
+                "last_error": record.last_error})
         if self._publisher is not None and record.status == "failed":
             self._publisher.publish("failed", record)
+        return record
 
     def _propagation_deadline(self, record: RotationRecord, wait_hours: float) -> datetime:
         """Promote (or a propagation record's start) plus the longest wait."""
@@ -522,8 +537,9 @@ class RotationEngine:
             except SecretNotFound:
                 latest = None
             if latest is None or latest.version != record.from_version:
-                return self._journal.close(record, now=self._clock(), status="superseded",
-                                           last_error="the version is no longer the current one")
+                return self._settled(self._journal.close(
+                    record, now=self._clock(), status="superseded",
+                    last_error="the version is no longer the current one"))
             record = self._renew_lease_for_a_step(progress)
             with self._step("propagated", record):
                 changes = self._propagate(progress, dict(latest.tags))
@@ -537,7 +553,8 @@ class RotationEngine:
         record = self._renew_lease_for_a_step(progress)
         with self._step("finished", record):
             self._advance(progress, "finished")
-        record = self._journal.close(progress.record, now=self._clock(), status="succeeded")
+        record = self._settled(self._journal.close(progress.record, now=self._clock(),
+                                                   status="succeeded"))
         logger.info("propagation finished", extra={"outcome": "succeeded"})
         return record
     def _retire(self, record: RotationRecord, ctx: RotationContext) -> Changes:
@@ -668,7 +685,7 @@ class RotationEngine:
         if current.attempts >= self._protocol.max_attempts:
             settled = self._recovery.settle(
                 current, f"gave up after {current.attempts} attempts (last error: {_describe(exc)})")
-            self._announce_failure(settled)
+            self._settled(settled)
             if settled.status == "failed":
                 raise PermanentError(f"gave up after {current.attempts} attempts; "
                                      f"last error: {exc}") from exc
@@ -684,8 +701,7 @@ class RotationEngine:
         """Settle by the world; the error propagates only when the rotation closed failed."""
         if current.done("promoted"):
             return self._recovery.cleanup_later(current, _describe(exc))
-        settled = self._recovery.settle(current, _describe(exc))
-        self._announce_failure(settled)
+        settled = self._settled(self._recovery.settle(current, _describe(exc)))
         if settled.status == "failed":
             raise exc
         return settled

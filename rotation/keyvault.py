@@ -67,6 +67,7 @@ class SecretSummary:
     enabled: bool
     expires_on: datetime | None
     content_type: str | None
+    created_on: datetime | None = None  # when the latest version was written (tag edits aside)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,7 @@ class KeyVaultSecrets:
                     enabled=bool(item.enabled),
                     expires_on=item.expires_on,
                     content_type=item.content_type,
+                    created_on=item.created_on,
                 )
                 for item in self._client.list_properties_of_secrets()
             ]

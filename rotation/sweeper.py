@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from rotation import telemetry
 from rotation.binding import TAG_ROTATION_ID, is_opted_in
 from rotation.errors import RotatorError
 from rotation.ids import SecretName
 from rotation.journal.base import LeaseHeld, NotYetDue
 from rotation.journal.model import RotationRecord
+from rotation.keyvault import SecretSummary
 from rotation.pending import is_pending_companion
 from rotation.service import RotationService, RotationTrigger
 from rotation.settings import Settings
@@ -73,6 +76,7 @@ class Sweeper:
             self._resume(record, report)
         for vault in self._settings.vaults:
             self._start_missed(vault.name, busy, report)
+        telemetry.set_open_rotations(Counter(r.status for r in self._service.journal.unfinished()))
         logger.info("sweep finished", extra={"outcome": "swept", **report.counts()})
         return report
 
@@ -100,17 +104,29 @@ class Sweeper:
                            extra={"vault": vault, "error": type(exc).__name__, "detail": str(exc)})
             report.failed.append(vault)
             return
+        ages: dict[str, tuple[float | None, float]] = {}
         for summary in secrets:
             if is_pending_companion(summary.name):
                 self._disable_orphans(vault, summary.name, report)
                 continue
             if not (summary.enabled and is_opted_in(summary.tags)):
                 continue
+            ages[summary.name] = self._ages(summary)
             if (vault, summary.name.lower()) in busy:
                 continue
             if summary.expires_on is not None and summary.expires_on > horizon:
                 continue
             self._start(vault, summary.name, report)
+        telemetry.set_secret_ages(vault, ages)
+
+    def _ages(self, summary: SecretSummary) -> tuple[float | None, float]:
+        """Days until the current version expires (None: never) and since it was written."""
+        now = self._clock()
+        day = timedelta(days=1)
+        until = (summary.expires_on - now) / day if summary.expires_on else None
+        written = summary.created_on or now
+        return (round(until, 3) if until is not None else None,
+                round(max((now - written) / day, 0.0), 3))
 
     def _disable_orphans(self, vault: str, companion: str, report: SweepReport) -> None:
         kv = self._service.vault_secrets(vault)

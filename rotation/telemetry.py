@@ -5,18 +5,26 @@ With nothing configured, the API's no-op tracer makes every span free. Each step
 span named ``rotation/<step>`` and one log line when it ends, with its outcome and duration;
 context (rotation id, vault, secret, target) rides in contextvars via structlog, so every
 line logged inside a rotation carries it.
+
+Metrics (names and units follow OpenTelemetry's conventions; attributes are bounded sets:
+outcomes, statuses, step names, target kinds, and for the per-secret gauges the vault and
+secret names only): ``rotator.rotations``, ``rotator.rotation.duration`` (s),
+``rotator.rotation.attempts``, ``rotator.step.duration`` (s), ``rotator.rotations.open``,
+``rotator.secret.days_until_expiry`` (d), ``rotator.secret.days_since_rotation`` (d), plus the
+counters of refusals, repairs, drift and published events. docs/observability.md lists them.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import structlog
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -39,7 +47,52 @@ _events = meter.create_counter(
     "rotator.events.published", unit="{event}",
     description="Rotation events sent to the operator's Event Grid topic, by kind and result",
 )
+_rotations = meter.create_counter(
+    "rotator.rotations", unit="{rotation}",
+    description="Rotations closed, by outcome (succeeded, failed, superseded) and target kind",
+)
+_rotation_duration = meter.create_histogram(
+    "rotator.rotation.duration", unit="s",
+    description="From a rotation's start to its close, every attempt and wait included",
+)
+_attempts = meter.create_histogram(
+    "rotator.rotation.attempts", unit="{attempt}",
+    description="Worker attempts a rotation took, counted when it closes",
+)
+_step_duration = meter.create_histogram(
+    "rotator.step.duration", unit="s",
+    description="One step of one attempt (prepare, apply, verify, promote, propagate, ...)",
+)
 _PROPAGATOR = TraceContextTextMapPropagator()
+#: What the last sweep saw, for the observable gauges below (replaced whole by each sweep).
+_open_rotations: dict[str, int] = {}
+_secret_ages: dict[tuple[str, str], tuple[float | None, float]] = {}
+
+
+def _observe_open(_: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(count, {"rotator.status": status}) for status, count in _open_rotations.items()]
+
+
+def _observe_expiry(_: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(until, {"rotator.vault": vault, "rotator.secret": secret})
+            for (vault, secret), (until, _since) in _secret_ages.items() if until is not None]
+
+
+def _observe_age(_: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(since, {"rotator.vault": vault, "rotator.secret": secret})
+            for (vault, secret), (_until, since) in _secret_ages.items()]
+
+
+meter.create_observable_gauge(
+    "rotator.rotations.open", callbacks=[_observe_open], unit="{rotation}",
+    description="Unfinished rotations by status (awaiting-retirement, awaiting-propagation, "
+                "cleanup-pending, needs-repair, running), as of the last sweep")
+meter.create_observable_gauge(
+    "rotator.secret.days_until_expiry", callbacks=[_observe_expiry], unit="d",
+    description="Each opted-in secret's current version: days until it expires (last sweep)")
+meter.create_observable_gauge(
+    "rotator.secret.days_since_rotation", callbacks=[_observe_age], unit="d",
+    description="Each opted-in secret: days since its current version was written (last sweep)")
 
 
 @contextmanager
@@ -79,6 +132,8 @@ def step(name: str, *, parent: Context | None = None, **attributes: str) -> Iter
         try:
             yield span
         except Exception as exc:
+            _step_duration.record(time.perf_counter() - started,
+                                  {"rotator.step": name, "rotator.outcome": "failed"})
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             span.set_attribute("rotator.error", type(exc).__name__)
             logger.warning(
@@ -88,6 +143,8 @@ def step(name: str, *, parent: Context | None = None, **attributes: str) -> Iter
                        "duration_ms": _elapsed_ms(started), **attributes},
             )
             raise
+        _step_duration.record(time.perf_counter() - started,
+                              {"rotator.step": name, "rotator.outcome": "ok"})
         logger.info(
             "step finished",
             extra={"step": name, "outcome": "ok", "duration_ms": _elapsed_ms(started), **attributes},
@@ -116,3 +173,24 @@ def count_drift(*, vault: str, target: str) -> None:
 def count_event_publication(kind: str, *, published: bool) -> None:
     """Count one rotation event sent (or given up on); ``kind`` is one of four names."""
     _events.add(1, {"rotator.event.kind": kind, "rotator.event.published": published})
+
+
+def record_closed(*, outcome: str, target_kind: str, duration_seconds: float, attempts: int) -> None:
+    """One rotation closed: counted by outcome and target kind, its duration and attempts."""
+    attributes = {"rotator.outcome": outcome, "rotator.target.kind": target_kind}
+    _rotations.add(1, attributes)
+    _rotation_duration.record(max(duration_seconds, 0.0), attributes)
+    _attempts.record(attempts, attributes)
+
+
+def set_open_rotations(counts: Mapping[str, int]) -> None:
+    """What the sweep found unfinished, by status (the gauge reports the latest sweep)."""
+    _open_rotations.clear()
+    _open_rotations.update(counts)
+
+
+def set_secret_ages(vault: str, ages: Mapping[str, tuple[float | None, float]]) -> None:
+    """One vault's opted-in secrets: (days until expiry or None, days since written)."""
+    for key in [key for key in _secret_ages if key[0] == vault]:
+        del _secret_ages[key]
+    _secret_ages.update({(vault, secret): age for secret, age in ages.items()})

@@ -46,3 +46,24 @@ def metric_points(name: str) -> dict[tuple[tuple[str, str], ...], float]:
                     key = tuple(sorted((k, str(v)) for k, v in (point.attributes or {}).items()))
                     points[key] = float(point.value)  # type: ignore[union-attr]
     return points
+
+
+def metric_series(name: str) -> dict[tuple[tuple[str, str], ...], object]:
+    """Every data point of a metric (counter, gauge or histogram), keyed by sorted attributes."""
+    data = metric_reader().get_metrics_data()
+    points: dict[tuple[tuple[str, str], ...], object] = {}
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == name:
+                    for point in metric.data.data_points:  # type: ignore[union-attr]
+                        key = tuple(sorted((k, str(v)) for k, v in (point.attributes or {}).items()))
+                        points[key] = point
+    return points
+
+
+def metric_units() -> dict[str, str]:
+    """Each metric the process has reported, with its unit."""
+    data = metric_reader().get_metrics_data()
+    return {metric.name: metric.unit or "" for resource in (data.resource_metrics if data else ())
+            for scope in resource.scope_metrics for metric in scope.metrics}
