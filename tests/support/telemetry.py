@@ -34,18 +34,9 @@ def metric_reader() -> InMemoryMetricReader:
 
 
 def metric_points(name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    """The current value of each point of a counter, keyed by its sorted attributes."""
-    data = metric_reader().get_metrics_data()
-    points: dict[tuple[tuple[str, str], ...], float] = {}
-    for resource in data.resource_metrics if data else ():
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name != name:
-                    continue
-                for point in metric.data.data_points:  # type: ignore[union-attr]
-                    key = tuple(sorted((k, str(v)) for k, v in (point.attributes or {}).items()))
-                    points[key] = float(point.value)  # type: ignore[union-attr]
-    return points
+    """The current value of each point of a counter or gauge, keyed by its sorted attributes."""
+    return {key: float(point.value)  # type: ignore[attr-defined]
+            for key, point in metric_series(name).items()}
 
 
 def metric_series(name: str) -> dict[tuple[tuple[str, str], ...], object]:
