@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from handlers.observability import configure_logging, configure_tracing
+from rotation.attempt import StepObserver
 from rotation.catalogue import build_target
-from rotation.engine import RotationEngine, StepObserver, TargetFactory
+from rotation.engine import RotationEngine, TargetFactory
 from rotation.errors import ConfigurationError
 from rotation.health import CredentialHealth
 from rotation.ids import VaultName

@@ -42,13 +42,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span
 
 from rotation import telemetry
+from rotation.attempt import NoObserver, Progress, StepObserver
 from rotation.binding import (
     JSON_CONTENT_TYPE,
     TAG_ROTATION_ID,
@@ -58,6 +58,7 @@ from rotation.binding import (
     tags_for_new_version,
 )
 from rotation.catalogue import BoundSecret
+from rotation.consumer_gate import ConsumerGate
 from rotation.context import RotationContext
 from rotation.errors import (
     AccessDenied,
@@ -79,7 +80,6 @@ from rotation.pending import (
     read_pending,
     store_pending,
 )
-from rotation.propagation.progress import Propagation
 from rotation.propagation.propagator import Propagator
 from rotation.recovery import Recovery
 from rotation.retry import call_with_retry, deadline
@@ -97,43 +97,6 @@ TargetFactory = Callable[[TargetContext], Target]
 Changes = dict[str, object]  # what a step's effect asks the journal to record
 
 
-class StepObserver(Protocol):
-    """Sees each step's boundaries: before it, after its effect, after it is journaled."""
-
-    def before(self, step: Step, record: RotationRecord) -> None: ...
-
-    def after_effect(self, step: Step, record: RotationRecord) -> None: ...
-
-    def after_journal(self, step: Step, record: RotationRecord) -> None: ...
-
-    def inside(self, step: Step, point: str, record: RotationRecord) -> None:
-        """A named point inside a step's effect (``minted``: the server answered, the
-        pending credential is not stored yet)."""
-
-
-class NoObserver:
-    """The default observer: does nothing."""
-
-    def before(self, step: Step, record: RotationRecord) -> None:
-        return None
-
-    def after_effect(self, step: Step, record: RotationRecord) -> None:
-        return None
-
-    def after_journal(self, step: Step, record: RotationRecord) -> None:
-        return None
-
-    def inside(self, step: Step, point: str, record: RotationRecord) -> None:
-        return None
-
-
-@dataclass
-class _Progress:
-    """The latest journaled record of the running attempt (it carries the current ETag)."""
-
-    record: RotationRecord
-
-
 class RotationEngine:
     """Runs claimed rotations; the journal decides who may advance them."""
 
@@ -149,8 +112,10 @@ class RotationEngine:
         self._targets = targets
         self._clock = clock
         self._observer = observer or NoObserver()
-        self._propagator = propagator
         self._publisher = publisher
+        self._gate = (ConsumerGate(propagator=propagator, settings=settings, journal=journal,
+                                   clock=clock, lease=self.lease, observer=self._observer)
+                      if propagator is not None else None)
         self._recovery = Recovery(journal=journal, vaults=vaults, context=self._context,
                                   clock=clock, protocol=settings.protocol)
 
@@ -167,7 +132,7 @@ class RotationEngine:
                           attempt=str(record.attempts), resumed_from=record.step) as span:
             # Failures are recorded against this worker's own latest record, so that a worker
             # that lost its lease gets LeaseLost instead of touching the new owner's rotation.
-            progress = _Progress(self._remember_trace(record, span))
+            progress = Progress(self._remember_trace(record, span))
             record = progress.record
             try:
                 if record.status == "needs-repair":
@@ -213,7 +178,7 @@ class RotationEngine:
 
     # -- the steps ---------------------------------------------------------------------
 
-    def _steps(self, progress: _Progress, ctx: RotationContext) -> RotationRecord:
+    def _steps(self, progress: Progress, ctx: RotationContext) -> RotationRecord:
         """Run every step not yet journaled, in order; each returns its journal changes."""
         effects: tuple[tuple[Step, Callable[[RotationRecord, RotationContext], Changes]], ...] = (
             ("prepared", lambda record, ctx: self._prepare(progress, ctx)),
@@ -251,7 +216,7 @@ class RotationEngine:
                                                 "new_version": record.new_version})
         return record
 
-    def _renew_lease_for_a_step(self, progress: _Progress) -> RotationRecord:
+    def _renew_lease_for_a_step(self, progress: Progress) -> RotationRecord:
         """Start a step only with enough lease left to finish it; renew the lease if not."""
         record = progress.record
         worst_case = timedelta(seconds=LEASE_PER_TIMEOUT * self._settings.call_timeout_seconds)
@@ -259,7 +224,7 @@ class RotationEngine:
             progress.record = self._journal.advance(record, now=self._clock(), ttl=self.lease)
         return progress.record
 
-    def _prepare(self, progress: _Progress, ctx: RotationContext) -> Changes:
+    def _prepare(self, progress: Progress, ctx: RotationContext) -> Changes:
         """Store the new credential in Key Vault before anything else changes."""
         record = progress.record
         latest = ctx.kv.latest(record.secret)
@@ -289,7 +254,7 @@ class RotationEngine:
                 "previous_username": ctx.previous.username, "ownership": ownership,
                 "target_id": ctx.definition.target_id}
 
-    def _mint(self, progress: _Progress, ctx: RotationContext, target: MintingTarget,
+    def _mint(self, progress: Progress, ctx: RotationContext, target: MintingTarget,
               expires: datetime) -> Credential:
         """Have the server create the new credential; journal the intent first.
 
@@ -384,99 +349,22 @@ class RotationEngine:
         return {"new_version": promoted.version, "new_expiry": promoted.expires_on,
                 "retire_after": retire_after}
 
-    def _propagate(self, progress: _Progress, tags: dict[str, str]) -> Changes:
-        """Annotate the ESO objects that read the secret, in every cluster; the plan (each
-        consumer's state before) is journaled ahead of the patches. A cluster that cannot be
-        reached is named in the propagation's errors and tried again while it waits."""
-        if self._propagator is None:
+    def _propagate(self, progress: Progress, tags: dict[str, str]) -> Changes:
+        """Annotate the ESO objects that read the secret (:class:`ConsumerGate`)."""
+        if self._gate is None:
             return {}
-        state = self._visit(progress, progress.record.propagation or Propagation(), tags)
-        return {"propagation": state}
+        return self._gate.propagate(progress, tags)
 
-    def _visit(self, progress: _Progress, state: Propagation, tags: dict[str, str], *,
-               check: bool = False) -> Propagation:
-        """Plan and patch the clusters not done yet, then (``check``) look at every waiting
-        consumer; counts consecutive visits that could not reach every cluster."""
-        assert self._propagator is not None
-        record = progress.record
-        vault = self._settings.vault(record.vault)
-
-        def save(updated: Propagation) -> None:
-            progress.record = self._journal.advance(progress.record, now=self._clock(),
-                                                    ttl=self.lease, propagation=updated)
-            self._observer.inside("propagated", "saved", progress.record)
-
-        visited = self._propagator.trigger(
-            state.with_changes(errors=()), save=save, secret=record.secret, tags=tags,
-            value=record.rotation_id,
-            vault_url=vault.url if vault else f"https://{record.vault}.vault.azure.net")
-        if check:
-            with telemetry.step("confirm"):
-                visited = self._propagator.check(visited)
-        if visited.errors:
-            logger.warning("a cluster could not be reached", extra={
-                "outcome": "cluster-unreachable", "errors": list(visited.errors)})
-        return visited.with_changes(failed_checks=state.failed_checks + 1 if visited.errors else 0)
-
-    def _await_consumers(self, progress: _Progress, *, tags: dict[str, str], retires: bool,
+    def _await_consumers(self, progress: Progress, *, tags: dict[str, str], retires: bool,
                          wait_hours: float) -> RotationRecord | None:
-        """Hold retirement until every tracked consumer confirmed, or the deadline passed.
-
-        Returns the released record while waiting, None to go on. When every consumer
-        confirmed, retirement no longer waits for the fixed grace; at the deadline it goes
-        on with a warning naming the consumers and clusters that never confirmed. Without
-        tracked consumers (none found, every cluster answered) the grace applies as before.
-        """
-        state = progress.record.propagation
-        if self._propagator is None or state is None or not (state.consumers or state.errors):
+        """Hold retirement for the consumers (:meth:`ConsumerGate.hold`); None to go on."""
+        if self._gate is None:
             return None
-        now = self._clock()
-        deadline = self._propagation_deadline(progress.record, wait_hours)
-        if state.open and now < deadline:
-            self._renew_lease_for_a_step(progress)
-            state = self._visit(progress, state, tags, check=True)
-            progress.record = self._journal.advance(progress.record, now=self._clock(),
-                                                    ttl=self.lease, propagation=state)
-            self._observer.inside("propagated", "checked", progress.record)
-        if not state.done and now < deadline:
-            return self._await_propagation(progress, state, deadline)
-        if not (state.consumers or state.errors):
-            return None  # every cluster answered at last, and none has a consumer
-        changes: Changes = {}
-        if not state.done:
-            changes["propagation"] = state.with_changes(
-                warning=_unconfirmed_warning(state, retires=retires, wait_hours=wait_hours))
-        else:
-            logger.info("every consumer confirmed the new version",
-                        extra={"outcome": "propagation-confirmed", "consumers": len(state.consumers)})
-        record = progress.record
-        if record.retire_after is not None and record.retire_after > now:
-            changes["retire_after"] = now  # confirmation (or the deadline) replaces the grace
-        if changes:
-            progress.record = self._journal.advance(record, now=now, ttl=self.lease, **changes)
-        self._announce(progress, "propagated")
-        return None
+        return self._gate.hold(progress, tags=tags, retires=retires, wait_hours=wait_hours,
+                               renew=self._renew_lease_for_a_step,
+                               announce=lambda: self._announce(progress, "propagated"))
 
-    def _await_propagation(self, progress: _Progress, state: Propagation,
-                           deadline: datetime) -> RotationRecord:
-        """Release the rotation until the next visit: soon, later while clusters fail."""
-        poll = timedelta(seconds=self._settings.propagation.poll_seconds
-                         * 2 ** min(state.failed_checks, 6))
-        if not state.open:  # only reported consumers left: nothing to look at until then
-            poll = deadline - self._clock()
-        record = progress.record
-        if record.status != "awaiting-propagation":
-            record = self._journal.advance(record, now=self._clock(), ttl=self.lease,
-                                           status="awaiting-propagation")
-        logger.info("waiting for consumers to confirm", extra={
-            "outcome": "awaiting-propagation", "waiting": [c.label for c in state.waiting][:20],
-            "errors": list(state.errors)})
-        error = f"clusters unreachable: {'; '.join(state.errors)}" if state.errors else None
-        return self._journal.release(record, now=self._clock(),
-                                     next_attempt_at=min(self._clock() + poll, deadline),
-                                     last_error=error)
-
-    def _announce(self, progress: _Progress, kind: EventKind) -> None:
+    def _announce(self, progress: Progress, kind: EventKind) -> None:
         """Publish a rotation event once: journaled after it was accepted, so a resumed
         attempt skips it (a crash between the two sends it again, with the same id)."""
         record = progress.record
@@ -507,12 +395,6 @@ class RotationEngine:
             self._publisher.publish("failed", record)
         return record
 
-    def _propagation_deadline(self, record: RotationRecord, wait_hours: float) -> datetime:
-        """Promote (or a propagation record's start) plus the longest wait."""
-        promoted = next((t.completed_at for t in record.steps if t.step == "promoted"),
-                        record.created_at)
-        return promoted + timedelta(hours=wait_hours)
-
     def _wait_for(self, ctx: RotationContext) -> float:
         """The longest wait for consumers: the maximum grace where a credential waits to be
         retired, the watch window where nothing does."""
@@ -524,7 +406,7 @@ class RotationEngine:
         """How long consumers are confirmed when nothing waits for them (no retirement)."""
         return self._settings.propagation.watch_minutes / 60
 
-    def _propagation_only(self, progress: _Progress) -> RotationRecord:
+    def _propagation_only(self, progress: Progress) -> RotationRecord:
         """A version written by hand: annotate its consumers, confirm them for a while, close.
 
         Nothing is rotated or retired; a version that is gone or not current any more closes
@@ -649,7 +531,7 @@ class RotationEngine:
                 left, per_call_seconds=self._settings.call_timeout_seconds):
             yield
 
-    def _advance(self, progress: _Progress, step: Step, **changes: object) -> RotationRecord:
+    def _advance(self, progress: Progress, step: Step, **changes: object) -> RotationRecord:
         record = progress.record
         now = self._clock()
         started = record.updated_at
@@ -662,7 +544,7 @@ class RotationEngine:
         self._observer.after_journal(step, saved)
         return saved
 
-    def _await_retirement(self, progress: _Progress) -> RotationRecord:
+    def _await_retirement(self, progress: Progress) -> RotationRecord:
         record = self._journal.advance(progress.record, now=self._clock(), ttl=self.lease,
                                        status="awaiting-retirement")
         progress.record = record
@@ -714,22 +596,6 @@ _STEP_NAMES: dict[Step, str] = {
     "started": "start", "prepared": "prepare", "applied": "apply", "verified": "verify",
     "promoted": "promote", "propagated": "propagate", "retired": "retire", "finished": "finish",
 }
-
-
-def _unconfirmed_warning(state: Propagation, *, retires: bool, wait_hours: float) -> str:
-    """Which consumers and clusters never confirmed, for the history and the log."""
-    unconfirmed = [c.label for c in state.unconfirmed]
-    names = ", ".join(unconfirmed[:20]) + (f" and {len(unconfirmed) - 20} more"
-                                           if len(unconfirmed) > 20 else "")
-    parts = [f"without confirmation from: {names}"] if unconfirmed else []
-    if state.errors:
-        parts.append(f"clusters unreachable: {'; '.join(state.errors)}")
-    warning = (f"{'retired' if retires else 'closed'} after the maximum wait of {wait_hours:g} h: "
-               + "; ".join(parts))[:2000]
-    logger.warning("consumers never confirmed", extra={
-        "outcome": "propagation-unconfirmed", "consumers": unconfirmed[:100],
-        "errors": list(state.errors)})
-    return warning
 
 
 def _describe(exc: Exception) -> str:

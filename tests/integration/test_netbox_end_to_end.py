@@ -14,7 +14,7 @@ import pytest
 from azure.keyvault.secrets import SecretClient
 
 from handlers.services import reset_services, set_step_observer
-from rotation.engine import NoObserver
+from rotation.attempt import NoObserver
 from rotation.journal.model import RotationRecord, Step
 from tests.integration.conftest import App, near_expiry, versions_of
 from tests.support.netbox import NetBoxServer
