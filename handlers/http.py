@@ -120,7 +120,7 @@ def list_rotations(req: func.HttpRequest, services: ServicesProvider) -> func.Ht
     except RotatorError as exc:
         return _error_response(exc)
     return _json(200, {"vault": vault, "secret": secret,
-                       "rotations": [public_view(record) for record in records]})
+                       "rotations": [public_view(record, brief=True) for record in records]})
 
 
 @_answered

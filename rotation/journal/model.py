@@ -38,7 +38,7 @@ from datetime import datetime
 from typing import Literal
 
 from rotation.ids import RotationId, SecretName, VaultName, VersionId
-from rotation.propagation.progress import Propagation, public
+from rotation.propagation.progress import Propagation, public, summary
 
 Step = Literal[
     "started", "prepared", "applied", "verified", "promoted", "propagated", "retired", "finished"
@@ -122,8 +122,11 @@ class RotationRecord:
         return STEPS.index(self.step) >= STEPS.index(step)
 
 
-def public_view(record: RotationRecord) -> dict[str, object]:
-    """The record as operators see it over HTTP and in the CLI: ids, steps, timings, no values."""
+def public_view(record: RotationRecord, *, brief: bool = False) -> dict[str, object]:
+    """The record as operators see it over HTTP and in the CLI: ids, steps, timings, no values.
+
+    ``brief`` (a list of rotations) gives the propagation's counts instead of every consumer.
+    """
 
     def iso(moment: datetime | None) -> str | None:
         return moment.isoformat(timespec="seconds") if moment else None
@@ -148,7 +151,8 @@ def public_view(record: RotationRecord) -> dict[str, object]:
         "ownership": record.ownership,
         "leftovers": record.leftovers,
         "purpose": record.purpose,
-        "propagation": public(record.propagation) if record.propagation else None,
+        "propagation": ((summary if brief else public)(record.propagation)
+                        if record.propagation else None),
         "eventsPublished": record.published.split(",") if record.published else [],
         "trigger": {"source": record.trigger_source, "reference": record.trigger_reference,
                     "eventType": record.trigger_event_type},

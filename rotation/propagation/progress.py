@@ -132,6 +132,15 @@ def decode(text: str) -> Propagation:
                        failed_checks=int(data.get("failed_checks", 0)), warning=data.get("warning"))
 
 
+def summary(propagation: Propagation) -> dict[str, object]:
+    """The propagation in a list of rotations: counts, not each consumer (there may be
+    hundreds per rotation and fifty rotations per page)."""
+    states = [c.state for c in propagation.consumers]
+    return {"clusters": list(propagation.planned), "errors": list(propagation.errors),
+            "untracked": propagation.untracked, "warning": propagation.warning,
+            "consumers": len(states), "confirmed": states.count("confirmed")}
+
+
 def public(propagation: Propagation) -> dict[str, object]:
     """The propagation as operators see it in a rotation's history."""
     def iso(moment: datetime | None) -> str | None:
@@ -186,4 +195,4 @@ def _instant(text: object) -> datetime | None:
 
 
 __all__ = ["MAX_TRACKED", "ConsumerProgress", "ConsumerState", "Propagation", "WorkloadProgress",
-           "decode", "encode", "public"]
+           "decode", "encode", "public", "summary"]

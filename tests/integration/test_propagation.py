@@ -193,6 +193,9 @@ def test_near_expiry_to_rolled_deployment_then_retirement(
     assert consumer["state"] == "confirmed" and consumer["patchedAt"] and consumer["syncedAt"]
     assert consumer["rolloutDoneAt"] and consumer["workloads"][0]["state"] == "rolled-out"
     assert body["propagation"]["warning"] is None
+    listed = latest_rotation(app, db.name)["propagation"]  # a list shows counts, not consumers
+    assert listed == {"clusters": [KUBECONFIG_SECRET], "errors": [], "untracked": 0,
+                      "warning": None, "consumers": 1, "confirmed": 1}
     # Retired on confirmation, long before the 48-hour grace: the old login is locked.
     assert not postgres.can_login(db.role, db.password)
     assert postgres.can_login(new_login["username"], new_login["password"])
