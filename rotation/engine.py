@@ -413,7 +413,9 @@ class RotationEngine:
         the record as superseded (the newer version's own event carries it)."""
         record = progress.record
         kv = self._vaults(record.vault)
-        if not record.done("propagated"):
+        if record.done("propagated"):
+            tags = dict(kv.version(record.secret, record.from_version).tags)
+        else:
             try:
                 latest = kv.latest(record.secret)
             except SecretNotFound:
@@ -422,12 +424,12 @@ class RotationEngine:
                 return self._settled(self._journal.close(
                     record, now=self._clock(), status="superseded",
                     last_error="the version is no longer the current one"))
+            tags = dict(latest.tags)
             record = self._renew_lease_for_a_step(progress)
             with self._step("propagated", record):
-                changes = self._propagate(progress, dict(latest.tags))
+                changes = self._propagate(progress, tags)
                 self._observer.after_effect("propagated", progress.record)
                 self._advance(progress, "propagated", **changes)
-        tags = dict(kv.version(record.secret, record.from_version).tags)
         waiting = self._await_consumers(progress, tags=tags, retires=False,
                                         wait_hours=self._watch_hours)
         if waiting is not None:
@@ -439,6 +441,7 @@ class RotationEngine:
                                                    status="succeeded"))
         logger.info("propagation finished", extra={"outcome": "succeeded"})
         return record
+
     def _retire(self, record: RotationRecord, ctx: RotationContext) -> Changes:
         """End the previous credential, unless a newer version someone wrote uses it."""
         if ctx.target.retires_previous:
