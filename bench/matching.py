@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import random
 import sys
 import time
@@ -39,9 +38,8 @@ from typing import Any
 
 from rotation.propagation.cluster import eso_objects
 from rotation.propagation.matching import Verdict, match
-from twins.kubernetes import KubernetesTwin
+from twins.kubernetes import KubernetesTwin, eso_crd_dir
 
-ROOT = Path(__file__).resolve().parent.parent
 GROUP_VERSION = "external-secrets.io/v1"
 VAULT = "https://kv-prod.vault.azure.net"
 OTHER_VAULT = "https://kv-legacy.vault.azure.net"
@@ -66,10 +64,7 @@ CRD_NOTE = ("note: ESO CRDs not found (set AKV_ROTATOR_ESO_CRDS, or put them in 
             "twin serves the ESO kinds unvalidated, so listed objects lack the CRD defaults")
 
 
-def crd_dir() -> Path | None:
-    """The ESO CRD folder as the tests find it, or None when it is not there."""
-    path = Path(os.environ.get("AKV_ROTATOR_ESO_CRDS", ROOT.parent / "shared" / "eso-crds"))
-    return path if path.is_dir() else None
+crd_dir = eso_crd_dir  # the ESO CRD folder as the tests find it, or None
 
 
 # -- the cluster ----------------------------------------------------------------------------------

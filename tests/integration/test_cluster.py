@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import socket
 import threading
 import time
@@ -34,10 +33,9 @@ from rotation.propagation.cluster import (
 )
 from rotation.propagation.confirm import FORCE_SYNC
 from tests.twins.k8s_helpers import NS, cluster_store, external_secret, workload
-from twins.kubernetes import ESO_GROUP, Identity, KubernetesTwin, rules_from_manifests
+from twins.kubernetes import ESO_GROUP, Identity, KubernetesTwin, eso_crd_dir, rules_from_manifests
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_DIR = Path(os.environ.get("AKV_ROTATOR_ESO_CRDS", ROOT.parent / "shared" / "eso-crds"))
 RBAC = rules_from_manifests(list(yaml.safe_load_all((ROOT / "infra/k8s/rbac.yaml").read_text())))
 SERVICE_ACCOUNT = "system:serviceaccount:akv-rotator:akv-rotator"
 ROTATOR = "rotator-token-7f3c9a1e5b"
@@ -47,8 +45,7 @@ ES, CES = "ExternalSecret", "ClusterExternalSecret"
 TIMEOUT = 5.0
 
 
-def crd_dir() -> Path | None:
-    return CRD_DIR if CRD_DIR.is_dir() else None
+crd_dir = eso_crd_dir
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,8 @@ The CRDs are the unmodified ESO v2.9.0 copies in ``../shared/eso-crds`` next to 
 
 from __future__ import annotations
 
-import os
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +20,9 @@ import yaml
 
 from rotation.propagation.matching import match
 from tests.unit.test_matching import MALFORMED, valid_objects
+from twins.kubernetes import eso_crd_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-CRD_DIR = Path(os.environ.get("AKV_ROTATOR_ESO_CRDS", ROOT.parent / "shared" / "eso-crds"))
+CRD_DIR = eso_crd_dir()
 CRD_FILES = {
     "ExternalSecret": "external-secrets.io_externalsecrets.yaml",
     "ClusterExternalSecret": "external-secrets.io_clusterexternalsecrets.yaml",
@@ -37,8 +35,8 @@ _TYPES: dict[str, tuple[type, ...]] = {"object": (dict,), "array": (list,), "str
 
 @cache
 def crd_schema(kind: str, version: str) -> dict[str, Any]:
-    path = CRD_DIR / CRD_FILES[kind]
-    if not path.exists():
+    path = CRD_DIR / CRD_FILES[kind] if CRD_DIR is not None else None
+    if path is None or not path.exists():
         pytest.skip(f"ESO CRDs not found at {CRD_DIR} (set AKV_ROTATOR_ESO_CRDS to the folder holding "
                     f"{CRD_FILES[kind]})")
     crd = yaml.safe_load(path.read_text())

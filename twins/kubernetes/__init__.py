@@ -48,7 +48,7 @@ from twins.kubernetes.faults import Fault, RecordedRequest
 from twins.kubernetes.kinds import ESO_GROUP, ESO_VERSIONS
 from twins.kubernetes.rbac import ADMIN_RULES, Identity, PolicyRule, rules_from_manifests
 from twins.kubernetes.store import ADDED, DELETED, MODIFIED
-from twins.kubernetes.twin import DEFAULT_CRD_DIR, KubernetesTwin
+from twins.kubernetes.twin import DEFAULT_CRD_DIR, KubernetesTwin, eso_crd_dir
 
 __all__ = [
     "ADDED",
@@ -64,5 +64,6 @@ __all__ = [
     "KubernetesTwin",
     "PolicyRule",
     "RecordedRequest",
+    "eso_crd_dir",
     "rules_from_manifests",
 ]

@@ -13,6 +13,7 @@ block) tears it down; temporary certificates go with the object.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import ssl
 import time
@@ -40,6 +41,14 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CRD_DIR = Path(__file__).resolve().parents[3] / "shared" / "eso-crds"
 """``../shared/eso-crds`` next to the project checkout: the unmodified ESO v2.9.0 CRDs."""
+CRD_DIR_SETTING = "AKV_ROTATOR_ESO_CRDS"
+
+
+def eso_crd_dir() -> Path | None:
+    """Where the tests and benchmarks find the ESO CRDs: ``AKV_ROTATOR_ESO_CRDS``, else
+    :data:`DEFAULT_CRD_DIR`; None when that folder is not there (a clone without ../shared)."""
+    path = Path(os.environ.get(CRD_DIR_SETTING) or DEFAULT_CRD_DIR)
+    return path if path.is_dir() else None
 ADMIN_USER = "twin-admin"
 
 
