@@ -21,8 +21,15 @@ def keyvault_events(event: func.EventGridEvent) -> None:
 @app.function_name(name="rotate_secret")
 @app.route(route="secrets/{name}/rotate", methods=[func.HttpMethod.POST])
 def rotate_secret(req: func.HttpRequest) -> func.HttpResponse:
-    """Rotate a secret now: ``POST /api/secrets/{name}/rotate[?vault=NAME]``."""
+    """Rotate a secret now, or plan it: ``POST /api/secrets/{name}/rotate[?vault=NAME&dryRun=true]``."""
     return http.rotate_secret(req, get_services)
+
+
+@app.function_name(name="secrets")
+@app.route(route="secrets", methods=[func.HttpMethod.GET])
+def secrets(req: func.HttpRequest) -> func.HttpResponse:
+    """Every opted-in secret's state: ``GET /api/secrets[?vault=NAME]``."""
+    return http.list_secrets(req, get_services)
 
 
 @app.function_name(name="secret_rotations")

@@ -30,6 +30,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
@@ -50,6 +51,7 @@ from rotation.errors import (
     TransientError,
 )
 from rotation.ids import SecretName, VaultName
+from rotation.inventory import inventory
 from rotation.journal.model import public_view
 from rotation.service import RotationTrigger
 from rotation.settings import Settings
@@ -89,15 +91,21 @@ def _answered(handler: Handler) -> Handler:
 
 @_answered
 def rotate_secret(req: func.HttpRequest, services: ServicesProvider) -> func.HttpResponse:
-    """``POST /api/secrets/{name}/rotate[?vault=NAME]``: rotate now and report the versions."""
+    """``POST /api/secrets/{name}/rotate[?vault=NAME][&dryRun=true]``: rotate now and report
+    the versions; with ``dryRun=true``, the plan of that rotation instead, changing nothing."""
     configure_logging()
     name = req.route_params.get("name", "")
     with structlog.contextvars.bound_contextvars(secret=_loggable_name(name), http_route="rotate"):
         try:
             secret = _secret_name(name)
             reason = _reason(req)
+            dry_run = _flag(req, "dryRun")
             built = services()
             vault = _vault(req, built.settings)
+            if dry_run:
+                plan = built.preflight.plan(vault, secret)
+                logger.info("rotation planned over HTTP", extra={"outcome": plan.verdict})
+                return _json(200, plan.public())
             trigger = RotationTrigger("http", _caller(req, reason, built.settings))
             record = built.rotation.request_rotation(vault, secret, trigger)
         except RotatorError as exc:
@@ -105,6 +113,23 @@ def rotate_secret(req: func.HttpRequest, services: ServicesProvider) -> func.Htt
         logger.info("rotation requested over HTTP finished",
                     extra={"outcome": record.status, "rotation_id": record.rotation_id})
         return _json(200, public_view(record))
+
+
+@_answered
+def list_secrets(req: func.HttpRequest, services: ServicesProvider) -> func.HttpResponse:
+    """``GET /api/secrets[?vault=NAME]``: every opted-in secret's state (all vaults when no
+    vault is named): binding, current version's age and expiry, last and open rotations."""
+    configure_logging()
+    try:
+        built = services()
+        requested = (req.params.get("vault") or "").strip()
+        names = [_vault(req, built.settings)] if requested else [v.name for v in built.settings.vaults]
+        rows = inventory(built.settings, built.vaults, built.journal, names)
+    except RotatorError as exc:
+        return _error_response(exc)
+    now = datetime.now(UTC)
+    return _json(200, {"generatedAt": now.isoformat(timespec="seconds"), "vaults": names,
+                       "secrets": [row.public(now) for row in rows]})
 
 
 @_answered
@@ -137,6 +162,15 @@ def get_rotation(req: func.HttpRequest, services: ServicesProvider) -> func.Http
     except RotatorError as exc:
         return _error_response(exc)
     return _json(200, public_view(record))
+
+
+def _flag(req: func.HttpRequest, name: str) -> bool:
+    raw = (req.params.get(name) or "").strip().lower()
+    if raw in ("", "false"):
+        return False
+    if raw == "true":
+        return True
+    raise InvalidRequest(f"{name!r} must be true or false, not {_shown(raw)}")
 
 
 def _limit(raw: str | None) -> int:

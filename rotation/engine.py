@@ -60,6 +60,7 @@ from rotation.binding import (
 from rotation.catalogue import BoundSecret
 from rotation.consumer_gate import ConsumerGate
 from rotation.context import RotationContext
+from rotation.dr import wants_dr
 from rotation.errors import (
     AccessDenied,
     ConcurrentRotation,
@@ -343,6 +344,12 @@ class RotationEngine:
                 expires_on=self._clock() + timedelta(days=ctx.binding.validity_days),
                 marker=TAG_ROTATION_ID,  # a retry adopts the version a lost response hid
             )
+        if wants_dr(ctx.new_tags):
+            telemetry.count_dr_stale(vault=record.vault)
+            logger.warning("DR file stale", extra={
+                "outcome": "dr-stale", "new_version": promoted.version,
+                "detail": "a rotator-dr secret has a new version: export the DR file again "
+                          "(akv-rotator dr export)"})
         retire_after = None
         if ctx.target.retires_previous:
             retire_after = self._clock() + timedelta(hours=ctx.binding.grace_hours)

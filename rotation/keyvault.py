@@ -113,7 +113,7 @@ class KeyVaultSecrets:
         name: str,
         value: SecretValue,
         *,
-        content_type: str,
+        content_type: str | None,
         tags: Mapping[str, str],
         expires_on: datetime,
         marker: str | None = None,

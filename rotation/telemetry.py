@@ -43,6 +43,10 @@ _refusals = meter.create_counter(
     "rotator.binding.refusals", unit="{refusal}",
     description="Secrets whose tags selected a target that does not admit them",
 )
+_dr_stale = meter.create_counter(
+    "rotator.dr.stale", unit="{rotation}",
+    description="Rotations of rotator-dr secrets: each leaves the break-glass DR file stale",
+)
 _events = meter.create_counter(
     "rotator.events.published", unit="{event}",
     description="Rotation events sent to the operator's Event Grid topic, by kind and result",
@@ -163,6 +167,11 @@ def count_refusal(*, reason: str, target: str) -> None:
 def count_repair() -> None:
     """Count one rotation entering needs-repair."""
     _repairs.add(1)
+
+
+def count_dr_stale(*, vault: str) -> None:
+    """Count one rotation that left the DR file behind Key Vault (``akv-rotator dr check``)."""
+    _dr_stale.add(1, {"rotator.vault": vault})
 
 
 def count_drift(*, vault: str, target: str) -> None:

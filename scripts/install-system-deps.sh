@@ -22,6 +22,7 @@ command -v java >/dev/null || missing+=(default-jre-headless)
 [ -e /usr/share/java/mariadb-java-client.jar ] || missing+=(libmariadb-java)
 command -v node >/dev/null || missing+=(nodejs)   # Azurite, for the journal's Table tests
 command -v npm >/dev/null || missing+=(npm)
+command -v age-keygen >/dev/null || missing+=(age)   # the DR file's tests: age keys for sops
 # NetBox (tests/support/netbox.py): Redis for its cache and task queue; its psycopg[c] compiles
 # from source against libpq (pg_config) with gcc and Python 3.12's headers.
 command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing+=(redis-server)

@@ -18,27 +18,33 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
+import click
+
+from rotation.cli.context import output_option
 from rotation.propagation.matching import Verdict, match
 
 COLUMNS = ("ACTION", "NAMESPACE", "KIND", "NAME", "SECRET", "REASON")
 
 
-def register(commands: Any) -> None:
-    """Add the ``consumers`` subcommand to ``commands`` (an argparse subparsers object)."""
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "consumers", help="list the ExternalSecrets that consume a Key Vault secret",
-        description=(__doc__ or "").split("\n\n")[1].replace("\n", " "))
-    parser.add_argument("--vault-url", required=True, help="the vault, https://NAME.vault.azure.net")
-    parser.add_argument("--secret", required=True, help="the Key Vault secret's name")
-    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
-                        help="a tag of the secret (repeatable), for dataFrom.find.tags")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--manifests", type=Path, metavar="DIR",
-                        help="read every YAML file under DIR (multi-document, any layout)")
-    source.add_argument("--kubeconfig", type=Path, metavar="FILE", help="read a live cluster")
-    parser.add_argument("--context", help="the kubeconfig context (default: its current one)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.set_defaults(run=run)
+@click.command(help=(__doc__ or "").split("\n\n")[1].replace("\n", " "))
+@click.option("--vault-url", required=True, help="the vault, https://NAME.vault.azure.net")
+@click.option("--secret", required=True, help="the Key Vault secret's name")
+@click.option("--tag", "tag", multiple=True, metavar="KEY=VALUE",
+              help="a tag of the secret (repeatable), for dataFrom.find.tags")
+@click.option("--manifests", type=click.Path(path_type=Path), metavar="DIR",
+              help="read every YAML file under DIR (multi-document, any layout)")
+@click.option("--kubeconfig", type=click.Path(path_type=Path), metavar="FILE", help="read a live cluster")
+@click.option("--context", "kube_context", help="the kubeconfig context (default: its current one)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@output_option
+def consumers(*, vault_url: str, secret: str, tag: tuple[str, ...], manifests: Path | None,
+              kubeconfig: Path | None, kube_context: str | None, as_json: bool, output: str) -> int:
+    """List the ExternalSecrets that consume a Key Vault secret."""
+    if (manifests is None) == (kubeconfig is None):
+        raise click.UsageError("give exactly one of --manifests DIR or --kubeconfig FILE")
+    return run(argparse.Namespace(vault_url=vault_url, secret=secret, tag=list(tag),
+                                  manifests=manifests, kubeconfig=kubeconfig, context=kube_context,
+                                  json=as_json or output == "json"))
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -127,6 +127,18 @@ def reloader_watches(workload: Mapping[str, Any], secret: str,
     return False
 
 
+def template_annotations(es: Mapping[str, Any]) -> dict[str, str]:
+    """The annotations ESO gives the target Secret (``spec.target.template.metadata``):
+    Reloader's ``match`` and ``ignore`` are read from there, since the rotator never reads
+    Secrets."""
+    spec = es.get("spec")
+    target = spec.get("target") if isinstance(spec, Mapping) else None
+    template = target.get("template") if isinstance(target, Mapping) else None
+    meta = template.get("metadata") if isinstance(template, Mapping) else None
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    return {str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, Mapping) else {}
+
+
 def reloader_marker(workload: Mapping[str, Any], secret: str) -> str:
     """What Reloader last wrote into ``workload`` for Secret ``secret``, as one string.
 

@@ -140,7 +140,7 @@ class Propagator:
             return consumer
         if verdict.namespace not in watched:
             watched[verdict.namespace] = cluster.workloads(verdict.namespace)
-        secret_annotations = _template_annotations(obj)
+        secret_annotations = confirm.template_annotations(obj)
         return replace(consumer, workloads=tuple(
             WorkloadProgress(kind=str(w.get("kind")), name=_name(w),
                              generation_before=_generation(w),
@@ -255,18 +255,6 @@ def _by_identity(objects: Sequence[Mapping[str, object]]) -> dict[tuple[str, str
         if key not in found or obj.get("apiVersion") == "external-secrets.io/v1":
             found[key] = obj
     return found
-
-
-def _template_annotations(es: Mapping[str, Any]) -> dict[str, str]:
-    """The annotations ESO gives the target Secret (``spec.target.template.metadata``):
-    Reloader's ``match`` and ``ignore`` are read from there, since the rotator never reads
-    Secrets."""
-    spec = es.get("spec")
-    target = spec.get("target") if isinstance(spec, Mapping) else None
-    template = target.get("template") if isinstance(target, Mapping) else None
-    meta = template.get("metadata") if isinstance(template, Mapping) else None
-    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
-    return {str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, Mapping) else {}
 
 
 def _name(obj: Mapping[str, Any]) -> str:

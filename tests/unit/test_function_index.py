@@ -23,8 +23,8 @@ def indexed() -> dict[str, dict]:
 
 
 def test_exactly_the_expected_functions_are_registered(indexed: dict[str, dict]) -> None:
-    assert set(indexed) == {"keyvault_events", "rotate_secret", "secret_rotations", "rotation",
-                            "sweeper", "credential_health"}
+    assert set(indexed) == {"keyvault_events", "rotate_secret", "secrets", "secret_rotations",
+                            "rotation", "sweeper", "credential_health"}
     assert {fn["script"] for fn in indexed.values()} == {"function_app.py"}
 
 
@@ -42,7 +42,9 @@ def test_manual_rotation_route(indexed: dict[str, dict]) -> None:
 
 
 def test_history_routes(indexed: dict[str, dict]) -> None:
-    routes = {name: indexed[name]["bindings"][0] for name in ("secret_rotations", "rotation")}
+    routes = {name: indexed[name]["bindings"][0]
+              for name in ("secrets", "secret_rotations", "rotation")}
+    assert routes["secrets"]["route"] == "secrets"
     assert routes["secret_rotations"]["route"] == "secrets/{name}/rotations"
     assert routes["rotation"]["route"] == "rotations/{id}"
     for trigger in routes.values():
