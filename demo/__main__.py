@@ -21,7 +21,9 @@ What happens, in order (``demo/propagation_story.py``, then ``demo/jenkins_story
    logins swap back, through the same propagation;
 9. on the Jenkins twin, a near-expiry event has the rotator mint a new API token as the
    service user itself; both tokens work during the grace period, after which the timer's
-   sweep revokes the old one.
+   sweep revokes the old one;
+10. ``akv-rotator status`` and ``akv-rotator plan app-db-credentials``, as an operator types
+    them, show every opted-in secret and a zero-change preflight of the next rotation.
 
 No password, token or hash of one is ever printed: the proof is that the old credential is
 refused and the new one is not.
@@ -42,7 +44,7 @@ import azure.functions as func
 from azure.functions import meta
 from azure.functions.eventgrid import EventGridEventInConverter
 
-from demo import jenkins_story, propagation_story
+from demo import jenkins_story, operator_view, propagation_story
 from demo.embedded_pg import EmbeddedPostgres, embedded_postgres
 from demo.propagation_story import Cluster
 from twins.jenkins import JenkinsTwin
@@ -101,12 +103,14 @@ def run(pg: EmbeddedPostgres, twin: KeyVaultTwin, cluster: Cluster, jenkins: Jen
     propagated = propagation_story.run(pg, twin, cluster, function_app,
                                        deliver=deliver_event, say=say)
     token_ok = jenkins_story.run(jenkins, twin.secret_client(), function_app, deliver, say)
+    say("\n10. The operator's view of the twin vault, with the akv-rotator command line")
+    viewed = operator_view.run(say, propagation_story.SECRET_NAME)
 
     steps = _step_lines(log_path)
     say(f"\nStructured logs: {log_path} ({steps} step lines, e.g.)")
     for line in _sample_lines(log_path):
         say("   " + line)
-    ok = propagated and token_ok
+    ok = propagated and token_ok and viewed
     say("\nDemo " + ("succeeded." if ok else "FAILED."))
     return 0 if ok else 1
 

@@ -35,7 +35,8 @@ def test_the_demo_tells_the_propagation_story_then_jenkins_and_prints_no_secret(
     assert done.returncode == 0, out + done.stderr
     assert out.rstrip().endswith("Demo succeeded.")
     assert not re.search(r"\bNO\b", out), out  # every claim the demo printed held
-    steps = [out.index(f"] {n}. ") for n in range(1, 9)] + [out.index("\n9. Jenkins twin")]
+    steps = [out.index(f"] {n}. ") for n in range(1, 9)] + [out.index("\n9. Jenkins twin"),
+                                                            out.index("\n10. The operator's view")]
     assert steps == sorted(steps), "the story is told in order"
     # event -> new credential -> ExternalSecrets annotated -> Secret updated -> Deployment
     # rolled -> confirmed by the sweeper -> old credential retired
@@ -63,6 +64,18 @@ def test_the_demo_tells_the_propagation_story_then_jenkins_and_prints_no_secret(
     assert "app_demo_clone refused: yes; app_demo logs in: yes" in out
     assert "during the grace period both tokens work: yes" in out
     assert "old refused yes, new works yes, tokens left 1" in out
+    # 10: the CLI, as an operator runs it, on the twin vault: both exit 0
+    view = out[out.index("\n10. The operator's view"):]
+    assert view.index("$ akv-rotator status") < view.index("$ akv-rotator plan app-db-credentials")
+    assert view.count("(exit code 0)") == 2, view
+    assert re.search(r"kv-twin\s+app-db-credentials\s+demo-pg\s+postgresql\s+alternating-users"
+                     r"\s+\S+\s+\S+\s+\S+\s+succeeded", view), view
+    assert re.search(r"kv-twin\s+jenkins-svc-ci-token\s+demo-jenkins\s+jenkins\s+overlap", view)
+    assert "target demo-pg (alternating-users)  verdict ok" in view
+    for check in ("admin-login", "current-credential", "next-login", "keyvault-write"):
+        assert re.search(rf"^{check}\s+pass\s", view, flags=re.M), check
+    assert re.search(r"^consumers\s+pass\s+kubeconfig-demo/payments/ExternalSecret/app-db", view, re.M)
+    assert re.search(r"^reloader\s+pass\s+.*restarts Deployment/api", view, flags=re.M)
     logs = (tmp_path / "demo" / "rotator.log.jsonl").read_text()
     for text in (out, done.stderr, logs):
         assert not JENKINS_TOKEN.search(text)
