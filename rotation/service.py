@@ -139,7 +139,25 @@ class RotationService:
         if not self._settings.propagation.clusters:
             return EventOutcome("ignored", "a new version written outside akv-rotator needs no "
                                            "rotation, and no cluster is configured to propagate it")
+        if self._same_value_as_before(kv, written):
+            return EventOutcome("ignored", "the new version holds the same value as the one before "
+                                           "(tags or expiry changed, as onboarding does): nothing "
+                                           "new for the clusters; ESO's own refresh carries tags")
         return self._propagate_by_hand(event)
+
+    @staticmethod
+    def _same_value_as_before(kv: KeyVaultSecrets, written: SecretVersion) -> bool:
+        """True when the version created just before ``written`` holds the same value, so a
+        force-sync would change no Secret and restart nothing, only hold the secret's next
+        rotation back while the propagation record watches."""
+        try:
+            listed = [v.version for v in kv.versions(written.name)]
+            index = listed.index(written.version)
+            if index == 0:
+                return False
+            return kv.version(written.name, listed[index - 1]).value == written.value
+        except (ValueError, SecretNotFound, SecretNotRotatable):
+            return False
 
     def _propagate_by_hand(self, event: KeyVaultEvent) -> EventOutcome:
         """A version someone wrote by hand: carry it into the clusters now (no rotation)."""

@@ -74,7 +74,6 @@ def cli(app: App, host: FunctionsHost) -> Iterator[Cli]:
         done = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=180,
                               env=full, check=False)
         app.said.http_bodies.extend([done.stdout, done.stderr])
-        print("\n$", *args, "->", done.returncode, "\n", done.stdout[:3000], "\nERR:", done.stderr[:1000])
         return Ran(done.returncode, done.stdout, done.stderr)
 
     yield run

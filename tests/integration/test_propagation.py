@@ -333,6 +333,29 @@ def test_a_version_written_by_hand_is_propagated_alone(
     assert postgres.can_login(db.role, "Hand-Set-Passw0rd-1"), "nothing was rotated"
 
 
+def test_a_new_version_with_the_same_value_propagates_nothing_and_blocks_no_rotation(
+        app: App, cluster: Cluster, db_secret: SecretFactory, twin: KeyVaultTwin,
+        kv: SecretClient) -> None:
+    """What ``akv-rotator onboard`` writes: the same value with new tags. A force-sync would
+    change no Secret, and a propagation record would hold the next rotation back."""
+    db = db_secret()
+    cluster.twin.put(external_secret("api-db", db.name, "api-db"))
+    cluster.controllers.settle()
+    retagged = kv.set_secret(db.name, json.dumps({"username": db.role, "password": db.password}),
+                             content_type="application/json",
+                             tags={"rotator-target": DEFAULT_TARGET, "rotator-dr": "true"})
+
+    app.deliver(retarget(load_payload("new_version_doc_sample"), vault=twin.vault_name,
+                         secret=db.name, version=retagged.properties.version or ""))
+
+    assert cluster.patches() == [], "nothing to carry into the cluster"
+    status, rotations = app.get(f"secrets/{db.name}/rotations", {"name": db.name})
+    assert status == 200 and rotations["rotations"] == []
+    assert any("holds the same value as the one before" in line for line in app.said.log_lines)
+    status, rotated = app.post_rotate(db.name)
+    assert (status, rotated["status"]) == (200, "succeeded"), "no record holds the rotation back"
+
+
 @pytest.fixture
 def jenkins_twin(tmp_path: Path) -> Iterator[JenkinsTwin]:
     with JenkinsTwin(cert_dir=tmp_path / "jenkins") as running:
