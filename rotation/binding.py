@@ -27,6 +27,8 @@ Tags an operator sets (README "Binding a secret" documents them):
 ``alphabet``               (optional: the target's preset)
 ``rotator-password-``      length of generated passwords, 16-128
 ``length``                 (optional: the target's length)
+``rotator-dr``             ``true``: the secret belongs in the break-glass DR file
+                           (:mod:`rotation.dr`); rotating it logs ``DR file stale``
 =========================  ========================================================
 
 Tags akv-rotator writes on every version it creates: ``rotator-rotation-id``,
