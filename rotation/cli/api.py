@@ -15,8 +15,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from rotation.cli.context import StepListener
 from rotation.cli.exits import CliError, Exit
-from rotation.cli.local import StepListener
 from rotation.inventory import Progress
 from rotation.urls import is_loopback
 

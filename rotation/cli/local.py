@@ -11,12 +11,13 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rotation.attempt import NoObserver
+from rotation.cli.context import StepListener
 from rotation.cli.exits import CliError, Exit
 from rotation.composition import Services, build_services
 from rotation.errors import ConfigurationError, RotatorError, SecretNotFound
@@ -27,8 +28,6 @@ from rotation.journal.model import RotationRecord, Step, public_view
 from rotation.keyvault import KeyVaultSecrets
 from rotation.service import RotationTrigger
 from rotation.settings import Settings
-
-StepListener = Callable[[dict[str, Any]], None]
 
 
 class _Relay(NoObserver):
