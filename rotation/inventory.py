@@ -18,8 +18,9 @@ from rotation.keyvault import KeyVaultSecrets, SecretSummary
 from rotation.pending import is_pending_companion
 from rotation.settings import Settings
 
-#: Called with (secrets looked at so far, opted-in secrets found in all) as the work goes on.
-Progress = Callable[[int, int], None]
+#: Told how far the work got: (secrets listed so far, None) while the vaults are paged
+#: through, then (opted-in secrets looked up in the journal, how many there are).
+Progress = Callable[[int, int | None], None]
 _HISTORY = 5  # newest rotations read per secret: enough to find the last finished one
 
 
@@ -76,8 +77,15 @@ def inventory(settings: Settings, vaults: Callable[[str], KeyVaultSecrets], jour
               names: Sequence[str], *, progress: Progress | None = None) -> list[SecretStatus]:
     """Every opted-in secret of the vaults ``names``, sorted by vault and name."""
     found: list[tuple[str, SecretSummary]] = []
+    listed = 0
     for vault in names:
-        found.extend((vault, s) for s in vaults(vault).list_secrets()
+        def seen(count: int, before: int = listed) -> None:
+            if progress is not None:
+                progress(before + count, None)
+
+        summaries = vaults(vault).list_secrets(seen)
+        listed += len(summaries)
+        found.extend((vault, s) for s in summaries
                      if is_opted_in(s.tags) and not is_pending_companion(s.name))
     rows: list[SecretStatus] = []
     for done, (vault, summary) in enumerate(sorted(found, key=lambda f: (f[0], f[1].name.lower())), 1):

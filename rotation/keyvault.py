@@ -170,23 +170,26 @@ class KeyVaultSecrets:
             f"disabling version {version} of {name!r}",
         )
 
-    def list_secrets(self) -> list[SecretSummary]:
-        """Every secret's latest properties (names, tags, expiry), without values."""
+    def list_secrets(self, seen: Callable[[int], None] | None = None) -> list[SecretSummary]:
+        """Every secret's latest properties (names, tags, expiry), without values.
+
+        ``seen`` is told how many have been listed so far, page by page (a progress bar)."""
 
         def collect() -> list[SecretSummary]:
-            return [
-                SecretSummary(
-                    name=SecretName(item.name or ""),
-                    tags=dict(item.tags or {}),
-                    enabled=bool(item.enabled),
-                    expires_on=item.expires_on,
-                    content_type=item.content_type,
-                    created_on=item.created_on,
-                )
-                for item in self._client.list_properties_of_secrets()
-            ]
+            found = []
+            for item in self._client.list_properties_of_secrets():
+                found.append(self._summary(item))
+                if seen is not None:
+                    seen(len(found))
+            return found
 
         return self._call(collect, "listing secrets")
+
+    @staticmethod
+    def _summary(item: Any) -> SecretSummary:
+        return SecretSummary(name=SecretName(item.name or ""), tags=dict(item.tags or {}),
+                             enabled=bool(item.enabled), expires_on=item.expires_on,
+                             content_type=item.content_type, created_on=item.created_on)
 
     def _call(self, action: Callable[[], T], what: str) -> T:
         def attempt() -> T:

@@ -62,11 +62,15 @@ def status(*, vault: str | None, output: str) -> int:
         answer = backend.status(vault)
         render.print_json(answer)
     else:
-        with Progress(TextColumn("reading the journal"), BarColumn(), MofNCompleteColumn(),
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("status", total=None)
-            answer = backend.status(
-                vault, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            task = bar.add_task("listing secrets", total=None)
+
+            def advance(done: int, total: int | None) -> None:
+                what = "listing secrets" if total is None else "reading the journal"
+                bar.update(task, description=what, completed=done, total=total)
+
+            answer = backend.status(vault, progress=advance)
         render.console().print(render.status_table(answer))
     needs = [row for row in answer["secrets"] if _needs_attention(row)]
     return Exit.ATTENTION if needs else Exit.OK

@@ -376,3 +376,21 @@ def test_python_m_rotation_cli_is_the_same_program(app: App) -> None:
     app.said.http_bodies.extend([done.stdout, done.stderr])
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["secrets"] == []
+
+
+def test_status_of_a_vault_of_several_pages_reports_its_progress(
+        app: App, app_settings: dict[str, str], kv: SecretClient) -> None:
+    """The listing is paged (25 a page, as Key Vault does) and the journal read per opted-in
+    secret; ``progress`` hears both, which is what the command's progress bar draws."""
+    from rotation.cli.local import LocalBackend, load_settings
+
+    for n in range(60):
+        kv.set_secret(f"db-bulk-{n:02}", json.dumps({"username": f"u{n}", "password": "x" * 20}),
+                      content_type="application/json",
+                      tags={"rotator-target": "test-pg"} if n % 2 else {})
+    heard: list[tuple[int, int | None]] = []
+    status = LocalBackend(load_settings(None)).status(None, progress=lambda d, t: heard.append((d, t)))
+    assert len(status["secrets"]) == 30
+    listing = [done for done, total in heard if total is None]
+    assert listing == list(range(1, 61)), "every listed secret, across three pages"
+    assert [(d, t) for d, t in heard if t is not None] == [(n, 30) for n in range(1, 31)]
