@@ -33,6 +33,7 @@ class SecretStatus:
     target: str
     kind: str | None          # None when no declared target has that id
     strategy: str | None
+    enabled: bool
     created_on: datetime | None
     expires_on: datetime | None
     last: RotationRecord | None      # the newest finished rotation
@@ -47,6 +48,8 @@ class SecretStatus:
     @property
     def state(self) -> str:
         """One word for the table: the open rotation's status, else the last outcome."""
+        if not self.enabled:
+            return "disabled"
         if self.open is not None:
             return self.open.status
         return self.last.status if self.last is not None else "never-rotated"
@@ -60,7 +63,8 @@ class SecretStatus:
 
         return {
             "vault": self.vault, "secret": self.secret, "target": self.target, "kind": self.kind,
-            "strategy": self.strategy, "versionCreated": iso(self.created_on),
+            "strategy": self.strategy, "enabled": self.enabled,
+            "versionCreated": iso(self.created_on),
             "versionAgeDays": days(self.age_days(now)), "expiresOn": iso(self.expires_on),
             "expiresInDays": days(self.expires_in_days(now)), "state": self.state,
             "lastRotation": None if self.last is None else {
@@ -103,6 +107,6 @@ def _status(settings: Settings, journal: Journal, vault: str, summary: SecretSum
     return SecretStatus(
         vault=vault, secret=summary.name, target=target_id,
         kind=definition.kind if definition else None, strategy=strategy,
-        created_on=summary.created_on, expires_on=summary.expires_on,
+        enabled=summary.enabled, created_on=summary.created_on, expires_on=summary.expires_on,
         last=next((r for r in records if r.finished), None),
         open=next((r for r in records if not r.finished), None))

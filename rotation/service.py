@@ -149,14 +149,23 @@ class RotationService:
     def _same_value_as_before(kv: KeyVaultSecrets, written: SecretVersion) -> bool:
         """True when the version created just before ``written`` holds the same value, so a
         force-sync would change no Secret and restart nothing, only hold the secret's next
-        rotation back while the propagation record watches."""
+        rotation back while the propagation record watches.
+
+        Key Vault's creation times are whole seconds: when that order is ambiguous (another
+        version in the same second as ``written`` or as the one before it), the answer is
+        False and the version is propagated, the safe side."""
         try:
-            listed = [v.version for v in kv.versions(written.name)]
-            index = listed.index(written.version)
-            if index == 0:
+            created = written.created_on
+            earlier = [v for v in kv.versions(written.name) if v.version != written.version
+                       and v.created_on is not None and created is not None and v.created_on <= created]
+            if not earlier:
                 return False
-            return kv.version(written.name, listed[index - 1]).value == written.value
-        except (ValueError, SecretNotFound, SecretNotRotatable):
+            newest = max(v.created_on for v in earlier if v.created_on is not None)
+            before = [v for v in earlier if v.created_on == newest]
+            if len(before) != 1 or newest == created:
+                return False
+            return kv.version(written.name, before[0].version).value == written.value
+        except (SecretNotFound, SecretNotRotatable):
             return False
 
     def _propagate_by_hand(self, event: KeyVaultEvent) -> EventOutcome:

@@ -57,8 +57,8 @@ class ApiBackend:
 
     def due(self, vault: str | None, days: float) -> list[tuple[str, str]]:
         rows = self.status(vault)["secrets"]
-        return [(row["vault"], row["secret"]) for row in rows
-                if row.get("expiresInDays") is None or row["expiresInDays"] <= days]
+        return [(row["vault"], row["secret"]) for row in rows if row.get("enabled", True)
+                and (row.get("expiresInDays") is None or row["expiresInDays"] <= days)]
 
     def status(self, vault: str | None, progress: Progress | None = None) -> dict[str, Any]:
         return self._call("GET", "secrets", vault)

@@ -104,9 +104,16 @@ def check(file: Path, vault: str | None, output: str) -> int:
 
 
 def _current_version(kv: KeyVaultSecrets, name: str) -> str | None:
-    """The newest version's id, from the version listing (properties only, never the value)."""
+    """The current version's id, from the version listing (properties only) when creation times
+    tell. Key Vault's ``created`` is in whole seconds and it lists versions by id, so when the
+    newest second holds several versions only Key Vault knows which is current: then the
+    latest version is read (its value is dropped, never shown)."""
     try:
         versions = kv.versions(name)
+        if not versions:
+            return None
+        if len([v for v in versions if v.created_on == versions[-1].created_on]) > 1:
+            return kv.latest(name).version
     except RotatorError:
         return None
     return versions[-1].version if versions else None

@@ -58,9 +58,8 @@ def status(*, vault: str | None, output: str) -> int:
     """Every opted-in secret: target, version age, expiry, last and open rotations (exit 3
     when one needs a person: failed, parked for repair, expired, unknown target)."""
     backend = state().backend()
-    if output == "json":
+    if output == "json" or backend.mode != "direct":  # the API answers in one piece
         answer = backend.status(vault)
-        render.print_json(answer)
     else:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       console=Console(stderr=True), transient=True) as bar:
@@ -71,6 +70,9 @@ def status(*, vault: str | None, output: str) -> int:
                 bar.update(task, description=what, completed=done, total=total)
 
             answer = backend.status(vault, progress=advance)
+    if output == "json":
+        render.print_json(answer)
+    else:
         render.console().print(render.status_table(answer))
     needs = [row for row in answer["secrets"] if _needs_attention(row)]
     return Exit.ATTENTION if needs else Exit.OK

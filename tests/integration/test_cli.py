@@ -9,12 +9,10 @@ through the ``app`` fixture's leak guard with the HTTP bodies.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,20 +23,9 @@ from azure.keyvault.secrets import SecretClient
 
 from tests.integration.conftest import App, DatabaseSecret, SecretFactory
 from tests.integration.test_protocol import admin_secret
+from tests.support.cli import Ran, run_cli
 from tests.support.postgres import PostgresServer
 from tests.support.targets import pg_target
-
-SCRIPT = Path(sys.executable).parent / "akv-rotator"
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 @pytest.fixture
@@ -46,10 +33,7 @@ def cli(app: App) -> Callable[..., Ran]:
     """Run the console script with the app's settings (they are in os.environ)."""
 
     def run(*args: str, env: dict[str, str] | None = None) -> Ran:
-        done = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=180,
-                              env={**os.environ, "COLUMNS": "250", **(env or {})}, check=False)
-        app.said.http_bodies.extend([done.stdout, done.stderr])
-        return Ran(done.returncode, done.stdout, done.stderr)
+        return run_cli(args, app.said.http_bodies, env)
 
     return run
 

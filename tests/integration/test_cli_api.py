@@ -10,11 +10,7 @@ The host serves the in-process app, so both modes share its settings and sqlite 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +18,9 @@ import pytest
 from azure.keyvault.secrets import SecretClient
 
 from tests.integration.conftest import App, SecretFactory
+from tests.support.cli import Ran, run_cli
 from tests.support.functions_host import FunctionsHost
 from tests.support.postgres import PostgresServer
-
-SCRIPT = Path(sys.executable).parent / "akv-rotator"
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def rows(self) -> list[list[str]]:
-        """The table's lines, split into words."""
-        return [line.split() for line in self.out.splitlines() if line.strip()]
-
 
 Cli = Callable[..., Ran]
 
@@ -62,19 +42,11 @@ def cli(app: App, host: FunctionsHost) -> Iterator[Cli]:
     CA; ``env`` overrides (a value of None removes the variable)."""
 
     def run(*args: str, api: bool = False, env: dict[str, str | None] | None = None) -> Ran:
-        full = {**os.environ, "COLUMNS": "250"}
+        extra: dict[str, str | None] = {}
         if api:
-            full.update({"AKV_ROTATOR_FUNCTION_KEY": host.key, "REQUESTS_CA_BUNDLE": str(host.ca_path)})
+            extra = {"AKV_ROTATOR_FUNCTION_KEY": host.key, "REQUESTS_CA_BUNDLE": str(host.ca_path)}
             args = ("--api", host.url, *args)
-        for key, value in (env or {}).items():
-            if value is None:
-                full.pop(key, None)
-            else:
-                full[key] = value
-        done = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=180,
-                              env=full, check=False)
-        app.said.http_bodies.extend([done.stdout, done.stderr])
-        return Ran(done.returncode, done.stdout, done.stderr)
+        return run_cli(args, app.said.http_bodies, {**extra, **(env or {})})
 
     yield run
     outputs = app.said.http_bodies

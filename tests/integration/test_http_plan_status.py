@@ -182,8 +182,8 @@ def test_the_list_shows_opted_in_secrets_and_their_state(
     last = rows(body)[rotated.name]
     assert last["state"] == "succeeded" and last["openRotation"] is None
     assert last["lastRotation"]["status"] == "succeeded" and last["lastRotation"]["error"] is None
-    assert last["versionCreated"] == kv.get_secret(rotated.name).properties.created_on.isoformat(
-        timespec="seconds")
+    created = kv.get_secret(rotated.name).properties.created_on
+    assert created is not None and last["versionCreated"] == created.isoformat(timespec="seconds")
     assert rows(body)[untouched.name]["state"] == "never-rotated"
     open_ = rows(body)[parked.name]
     assert open_["state"] == "awaiting-retirement" and open_["lastRotation"] is None

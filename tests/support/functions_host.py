@@ -1,19 +1,16 @@
 """A stand-in for the Azure Functions host's HTTP front, for tests: a ``FunctionApp``'s HTTP
-functions served over HTTPS on 127.0.0.1 (a throwaway ``trustme`` CA), behind a function key.
+functions over HTTPS on 127.0.0.1 (a throwaway ``trustme`` CA), behind a function key.
 
-Like the host, it indexes ``app.get_functions()``, matches ``/api/<route>`` against each HTTP
-trigger's route template (``{name}`` segments, literal segments case-insensitive) and methods,
-checks the function key (header ``x-functions-key`` or query ``code``; 401 with an empty body
-otherwise), hands the user function a real ``azure.functions.HttpRequest`` (method, url,
-params, route_params, headers, body) and writes back its status, headers and body.
+As the host does, it indexes ``app.get_functions()``, matches ``/api/<route>`` against each
+HTTP trigger's route template (``{name}`` segments) and methods, checks the function key
+(``x-functions-key`` header or ``code`` query; else 401 with an empty body), calls the user
+function with a real ``azure.functions.HttpRequest`` and writes back status, headers and body.
 
-What the real host does that this does not: auth levels other than function and anonymous
-(admin; host and master keys; keys per function: here one key opens every function), route
-constraints and optional or catch-all segments (``{id:int}``, ``{id?}``, ``{*rest}``), CORS,
-App Service authentication and the ``x-ms-client-principal-*`` headers it sets, the
-``routePrefix`` setting, request size limits and the function timeout, HTTP/2, forwarded
-headers, and running functions in a separate worker process (here they run on the server's
-request thread, in this process, sharing its services and logging).
+What the real host does that this does not: the admin auth level, host/master keys and keys
+per function (one key opens every function here); route constraints, optional and catch-all
+segments (``{id:int}``, ``{id?}``, ``{*rest}``); CORS; App Service authentication and its
+``x-ms-client-principal-*`` headers; ``routePrefix``; the function timeout; HTTP/2; and a
+separate worker process (functions run on the request thread, in this process).
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ import re
 import secrets
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -53,8 +49,7 @@ class Answer(NamedTuple):
     drop: bool = False  # never: the host always answers
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     name: str
     pattern: re.Pattern[str]
     methods: frozenset[str]
@@ -81,17 +76,16 @@ def index(app: func.FunctionApp) -> list[Route]:
     app.functions_bindings = None  # get_functions() refuses to index an app twice otherwise
     routes: list[Route] = []
     for function in app.get_functions():
-        trigger = function.get_trigger()
+        trigger, name = function.get_trigger(), function.get_function_name() or ""
         if not isinstance(trigger, HttpTrigger):
             continue
         level = trigger.auth_level or func.AuthLevel.FUNCTION
         if level not in (func.AuthLevel.FUNCTION, func.AuthLevel.ANONYMOUS):
-            raise NotImplementedError(f"{function.get_function_name()}: auth level {level}")
-        template = (trigger.route or function.get_function_name()).strip("/")
+            raise NotImplementedError(f"{name}: auth level {level}")
         parts = [f"(?P<{m.group(1)}>[^/]+)" if (m := _SEGMENT.match(s)) else re.escape(s)
-                 for s in template.split("/")]
+                 for s in (trigger.route or name).strip("/").split("/")]
         methods = frozenset(str(getattr(m, "value", m)).upper() for m in trigger.methods or ())
-        routes.append(Route(function.get_function_name(), re.compile("/".join(parts), re.IGNORECASE),
+        routes.append(Route(name, re.compile("/".join(parts), re.IGNORECASE),
                             methods or frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"}),
                             level == func.AuthLevel.FUNCTION, function.get_user_function()))
     return routes
