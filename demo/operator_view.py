@@ -28,7 +28,9 @@ def command() -> list[str]:
 
 def run(say: Callable[[str], None], secret: str) -> bool:
     """Print both commands' output; True when each exits 0 (nothing needs a person)."""
-    env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "180")}
+    env = dict(os.environ)
+    if not sys.stdout.isatty():  # a log or a pipe: wide enough that no cell is cut short
+        env["COLUMNS"] = "180"
     codes = []
     for args in (["status"], ["plan", secret]):
         say(f"\n$ akv-rotator {' '.join(args)}")
