@@ -239,8 +239,11 @@ def _reloader_annotations(workload: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _referenced_secrets(workload: Mapping[str, Any]) -> set[str]:
+    """Secrets a container uses as Reloader's ``auto`` mode finds them: env, envFrom, and
+    secret or projected volumes only where a container (or init container) mounts them."""
     pod = _map(_map(_map(workload.get("spec")).get("template")).get("spec"))
     names: set[str] = set()
+    mounted: set[str] = set()
     for item in [*_list(pod.get("containers")), *_list(pod.get("initContainers"))]:
         container = _map(item)
         for env in _list(container.get("env")):
@@ -248,8 +251,11 @@ def _referenced_secrets(workload: Mapping[str, Any]) -> set[str]:
             names.add(str(ref.get("name", "")))
         for source in _list(container.get("envFrom")):
             names.add(str(_map(_map(source).get("secretRef")).get("name", "")))
+        mounted.update(str(_map(mount).get("name", "")) for mount in _list(container.get("volumeMounts")))
     for entry in _list(pod.get("volumes")):
         volume = _map(entry)
+        if str(volume.get("name", "")) not in mounted:
+            continue
         names.add(str(_map(volume.get("secret")).get("secretName", "")))
         for source in _list(_map(volume.get("projected")).get("sources")):
             names.add(str(_map(_map(source).get("secret")).get("name", "")))

@@ -109,8 +109,10 @@ def test_rollouts_follow_kubectls_rules(workload: dict[str, Any], state: str, re
 
 def pod(annotations: dict[str, str] | None = None, *, template: dict[str, str] | None = None,
         env: str | None = None, env_from: str | None = None, volume: str | None = None,
-        projected: str | None = None) -> dict[str, Any]:
+        projected: str | None = None, mounted: bool = True) -> dict[str, Any]:
     container: dict[str, Any] = {"name": "app"}
+    if mounted:
+        container["volumeMounts"] = [{"name": "v", "mountPath": "/v"}, {"name": "p", "mountPath": "/p"}]
     if env:
         container["env"] = [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": env, "key": "password"}}}]
     if env_from:
@@ -133,6 +135,8 @@ AUTO = {"reloader.stakater.com/auto": "true"}
     (pod(AUTO, env_from="db"), {}, True),
     (pod(AUTO, volume="db"), {}, True),
     (pod(AUTO, projected="db"), {}, True),
+    (pod(AUTO, volume="db", mounted=False), {}, False),      # declared, mounted by no container
+    (pod(AUTO, projected="db", mounted=False), {}, False),
     (pod(AUTO, env="db-admin"), {}, False),                 # auto needs a reference
     (pod({"secret.reloader.stakater.com/auto": "true"}, env="db"), {}, True),
     (pod({"secret.reloader.stakater.com/reload": "cache, db"}), {}, True),  # listed, unreferenced
