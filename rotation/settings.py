@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 from rotation.catalogue import TargetCatalogue
 from rotation.errors import ConfigurationError
 from rotation.ids import VaultName
+from rotation.journal import identity_problems, table_identity_spec
 from rotation.urls import UnsafeUrl, checked_https_url, is_loopback
 
 VAULTS = "ROTATOR_VAULTS"
@@ -33,6 +34,15 @@ LOG_LEVEL = "ROTATOR_LOG_LEVEL"
 JOURNAL = "ROTATOR_JOURNAL"
 JOURNAL_TABLE = "ROTATOR_JOURNAL_TABLE"
 STORAGE = "AzureWebJobsStorage"
+# Azure Functions' identity-based form of AzureWebJobsStorage (Microsoft Learn: "Connecting to
+# host storage with an identity", and the app settings reference); read case-insensitively.
+STORAGE_TABLE_URI = "AzureWebJobsStorage__tableServiceUri"
+STORAGE_ACCOUNT_NAME = "AzureWebJobsStorage__accountName"
+STORAGE_CREDENTIAL = "AzureWebJobsStorage__credential"
+STORAGE_CLIENT_ID = "AzureWebJobsStorage__clientId"
+STORAGE_RESOURCE_ID = "AzureWebJobsStorage__managedIdentityResourceId"
+STORAGE_CLIENT_SECRET = "AzureWebJobsStorage__clientSecret"  # noqa: S105 - a setting's name
+STORAGE_OTHER_URIS = ("AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri")
 LEASE_SECONDS = "ROTATOR_LEASE_SECONDS"
 MAX_ATTEMPTS = "ROTATOR_MAX_ATTEMPTS"
 ATTEMPT_BACKOFF_SECONDS = "ROTATOR_ATTEMPT_BACKOFF_SECONDS"
@@ -58,6 +68,7 @@ VALIDITY_MARGIN_DAYS = 1.0
 #: A step's calls, end to end, must fit this many times the longest client timeout into the
 #: lease (a step makes up to three target connections, or a Key Vault call and two).
 LEASE_PER_TIMEOUT = 3
+_STORAGE_ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
 _VAULT_NAME = re.compile(r"^[0-9A-Za-z](?:[0-9A-Za-z]|-(?=[0-9A-Za-z])){2,23}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 KeyVaultAuth = Literal["default", "static-token"]
@@ -262,22 +273,116 @@ def _protocol_problems(settings: Settings) -> list[str]:
 
 
 def _journal(env: Mapping[str, str], problems: list[str]) -> str:
-    """``table`` (Azure Table Storage in ``AzureWebJobsStorage``) or ``sqlite:PATH``."""
+    """``table`` (Azure Table Storage in the ``AzureWebJobsStorage`` account) or ``sqlite:PATH``.
+
+    The account is named the way Azure Functions names its own storage: a connection string in
+    ``AzureWebJobsStorage`` (an exact setting wins over the prefixed ones, as in Functions), or
+    else the identity-based ``AzureWebJobsStorage__*`` settings (:func:`_identity_journal`).
+    """
     choice = env.get(JOURNAL, "table").strip() or "table"
     if choice == "table":
-        connection = env.get(STORAGE, "").strip()
-        if not connection:
-            problems.append(f"{JOURNAL}=table needs {STORAGE} (the storage account connection)")
         table = env.get(JOURNAL_TABLE, "rotations").strip() or "rotations"
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", table):
             problems.append(f"{JOURNAL_TABLE} must be 3-63 letters and digits, got {table!r}")
-        return f"table:{table}:{connection}"
+            table = "rotations"  # only to go on checking: the error is raised anyway
+        storage = _storage_settings(env, problems)
+        connection = storage.get(STORAGE.lower(), "").strip()
+        if connection:
+            return f"table:{table}:{connection}"
+        return _identity_journal(table, storage, problems)
     if choice.startswith("sqlite:") and len(choice) > len("sqlite:"):
         return choice
     if choice == "memory:":
         return choice
     problems.append(f"{JOURNAL} must be 'table' or 'sqlite:/path/to/journal.db', got {choice!r}")
     return "memory:"
+
+
+def _storage_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, str]:
+    """``AzureWebJobsStorage`` and its ``__`` settings by lower-cased name: Functions reads app
+    settings case-insensitively (``AzureWebJobsStorage__accountname`` works for the host)."""
+    found: dict[str, tuple[str, str]] = {}
+    prefix = STORAGE.lower()
+    for key, value in env.items():
+        folded = key.lower()
+        if folded != prefix and not folded.startswith(prefix + "__"):
+            continue
+        if folded in found and found[folded][1].strip() != value.strip():
+            problems.append(f"{found[folded][0]} and {key} are both set, to different values; "
+                            "app setting names are case-insensitive, so keep one")
+        found[folded] = (key, value)
+    return {folded: value for folded, (_key, value) in found.items()}
+
+
+def _identity_journal(table: str, storage: Mapping[str, str], problems: list[str]) -> str:
+    """The journal over Functions' identity-based storage connection, as Microsoft documents it.
+
+    The table service is ``AzureWebJobsStorage__tableServiceUri`` (https; any cloud, custom DNS,
+    or Azurite with OAuth) or else ``AzureWebJobsStorage__accountName`` (global Azure only:
+    ``https://<name>.table.core.windows.net``). The identity is ``DefaultAzureCredential``:
+    the system-assigned managed identity in Azure, the developer's sign-in locally; with
+    ``AzureWebJobsStorage__credential=managedidentity``, ``__clientId`` (or
+    ``__managedIdentityResourceId``) picks a user-assigned identity instead.
+    """
+    def setting(name: str) -> str:
+        return storage.get(name.lower(), "").strip()
+
+    uri, account = setting(STORAGE_TABLE_URI), setting(STORAGE_ACCOUNT_NAME)
+    if uri:
+        endpoint = uri
+    elif account:
+        if not _STORAGE_ACCOUNT.fullmatch(account):
+            problems.append(f"{STORAGE_ACCOUNT_NAME} must be a storage account name (3-24 lower-case "
+                            f"letters and digits), got {account!r}")
+            return "memory:"
+        endpoint = f"https://{account}.table.core.windows.net"
+    else:
+        others = [name for name in STORAGE_OTHER_URIS if setting(name)]
+        problems.append(
+            f"{JOURNAL}=table needs {STORAGE} (the storage account's connection string) or an "
+            f"identity-based connection to it: {STORAGE_ACCOUNT_NAME} or {STORAGE_TABLE_URI}"
+            + (f" ({', '.join(others)} alone is not enough: the journal is a table)" if others else ""))
+        return "memory:"
+    client_id, resource_id = _storage_identity(setting, problems)
+    found = identity_problems(endpoint, client_id, resource_id, endpoint_name=STORAGE_TABLE_URI,
+                              client_id_name=STORAGE_CLIENT_ID, resource_id_name=STORAGE_RESOURCE_ID)
+    if found:
+        problems.extend(found)
+        return "memory:"
+    return table_identity_spec(table, endpoint, client_id=client_id, resource_id=resource_id)
+
+
+def _storage_identity(setting: Callable[[str], str],
+                      problems: list[str]) -> tuple[str | None, str | None]:
+    """The user-assigned identity (client ID, resource ID) the settings name, if any.
+
+    Microsoft's rules: ``__credential`` is ``managedidentity`` in Azure and unset locally;
+    ``__clientId``/``__managedIdentityResourceId`` name a user-assigned identity only with
+    ``managedidentity`` (unset, a client ID belongs to a local service principal with
+    ``__tenantId``/``__clientSecret``, which the journal does not take: locally it signs in as
+    the developer). Values are not echoed.
+    """
+    credential = setting(STORAGE_CREDENTIAL).lower()
+    client_id = setting(STORAGE_CLIENT_ID) or None
+    resource_id = setting(STORAGE_RESOURCE_ID) or None
+    if credential == "managedidentity":
+        return client_id, resource_id
+    if credential == "managedidentityasfederatedidentity":
+        problems.append(f"{STORAGE_CREDENTIAL}=managedidentityasfederatedidentity (a storage account "
+                        "in another tenant) is not supported by the journal")
+    elif credential:
+        problems.append(f"{STORAGE_CREDENTIAL} must be 'managedidentity' (in Azure) or unset "
+                        "(locally, where the developer's sign-in is used)")
+    elif setting(STORAGE_CLIENT_SECRET):
+        problems.append(f"{STORAGE_CLIENT_SECRET} (a service principal, which Functions takes only in "
+                        "local development) is not supported by the journal: unset it and sign "
+                        "in (az login); DefaultAzureCredential uses that")
+    elif client_id or resource_id:
+        named = STORAGE_CLIENT_ID if client_id else STORAGE_RESOURCE_ID
+        problems.append(f"{named} names a user-assigned identity only with {STORAGE_CREDENTIAL}="
+                        f"managedidentity: set that too, or unset {named} to use the "
+                        "system-assigned identity")
+    return None, None
 
 
 def _vaults(raw: str, problems: list[str]) -> tuple[VaultConfig, ...]:

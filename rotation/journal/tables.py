@@ -6,6 +6,12 @@ write is one entity group transaction (``submit_transaction``): inserts are ``cr
 conditional writes are ``update`` with ``UpdateMode.REPLACE`` and ``IfNotModified``. The
 table is created on first use. ``UseDevelopmentStorage=true`` means Azurite on its default
 ports (the SDK expands it).
+
+Two ways in: the account's connection string (it holds the account key), or a
+:class:`TableIdentity` — the table service's https endpoint and the app's identity, as
+Azure Functions' identity-based ``AzureWebJobsStorage__*`` settings describe it. The identity
+needs the RBAC role "Storage Table Data Contributor" on the account (the journal creates its
+table). Its credential is built on first use, so azure-identity loads only for this form.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -30,8 +37,12 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from rotation.errors import AccessDenied, ConfigurationError, RotatorError
+from rotation.journal import identity_problems
 from rotation.journal.base import Insert, Journal, Operation, StorageConflict, StoredRow
 from rotation.journal.errors import JournalError, JournalUnavailable
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 _KEYS = frozenset({"PartitionKey", "RowKey"})
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
@@ -41,27 +52,83 @@ _CLIENT_DEFAULTS: dict[str, Any] = {"retry_total": 3, "retry_backoff_max": 10,
                                     "connection_timeout": 10, "read_timeout": 30}
 
 
-class TableJournal(Journal):
-    """The journal in table ``table_name`` of the storage account ``connection_string`` names.
+@dataclass(frozen=True, slots=True)
+class TableIdentity:
+    """A table service reached with the app's identity rather than an account key.
 
-    ``client_options`` go to ``TableClient.from_connection_string`` over the journal's
-    defaults (``retry_total=3``, ``retry_backoff_max=10``, ``connection_timeout=10``,
-    ``read_timeout=30``). The connection string holds the account key: it is never
-    shown by ``repr`` or in an error.
+    ``endpoint`` is the service's https URL (``https://<account>.table.core.windows.net``, or
+    Azurite's path-style ``https://127.0.0.1:<port>/devstoreaccount1``). ``client_id`` or
+    ``resource_id`` names a user-assigned managed identity; with neither, the system-assigned
+    one (in Azure) or the developer's sign-in (locally) is used. Checked on construction
+    (:func:`rotation.journal.identity_problems`); nothing here is secret.
     """
 
-    def __init__(self, connection_string: str, table_name: str = "rotations",
-                 **client_options: Any) -> None:
+    endpoint: str
+    client_id: str | None = None
+    resource_id: str | None = None
+
+    def __post_init__(self) -> None:
+        problems = identity_problems(self.endpoint, self.client_id, self.resource_id)
+        if problems:
+            raise ConfigurationError(problems)
+        object.__setattr__(self, "endpoint", self.endpoint.strip().rstrip("/"))
+
+    def credential(self) -> TokenCredential:
+        """The credential production uses, importing azure-identity only now.
+
+        ``DefaultAzureCredential`` — managed identity in Azure, the developer's sign-in
+        locally — with ``managed_identity_client_id`` for a user-assigned identity named by
+        its client ID. A resource ID is not something ``DefaultAzureCredential`` takes, so
+        that identity gets a ``ManagedIdentityCredential`` of its own.
+        """
+        if self.resource_id:
+            from azure.identity import ManagedIdentityCredential
+
+            return ManagedIdentityCredential(identity_config={"resource_id": self.resource_id})
+        from azure.identity import DefaultAzureCredential
+
+        if self.client_id:
+            return DefaultAzureCredential(managed_identity_client_id=self.client_id)
+        return DefaultAzureCredential()
+
+
+class TableJournal(Journal):
+    """The journal in table ``table_name`` of a storage account: ``connection`` is the
+    account's connection string, or a :class:`TableIdentity` (its endpoint, reached with the
+    app's identity).
+
+    ``client_options`` go to the ``TableClient`` over the journal's defaults
+    (``retry_total=3``, ``retry_backoff_max=10``, ``connection_timeout=10``,
+    ``read_timeout=30``). ``credential`` replaces the one a :class:`TableIdentity` would build
+    (a tool's own, or a test's); it has no place beside a connection string. The connection
+    string holds the account key: it is never shown by ``repr`` or in an error.
+    """
+
+    def __init__(self, connection: str | TableIdentity, table_name: str = "rotations", *,
+                 credential: TokenCredential | None = None, **client_options: Any) -> None:
         if not _TABLE_NAME.fullmatch(table_name):
             raise ConfigurationError([f"journal table name {table_name!r} is not 3-63 letters and "
                                       "digits starting with a letter"])
-        self._connection_string = connection_string
+        if credential is not None and not isinstance(connection, TableIdentity):
+            raise ConfigurationError(["a credential is for a journal reached with an identity "
+                                      "(TableIdentity), not with a connection string"])
+        self._connection = connection
+        self._given_credential = credential
+        self._built_credential: Any = None  # built here on first use, so closed here
         self.table_name = table_name
         self._client_options = {**_CLIENT_DEFAULTS, **client_options}
         self._client: TableClient | None = None
         self._client_lock = threading.Lock()
 
+    @property
+    def identity(self) -> TableIdentity | None:
+        """How the journal reaches its table with the app's identity; None for a connection
+        string (which is never exposed)."""
+        return self._connection if isinstance(self._connection, TableIdentity) else None
+
     def __repr__(self) -> str:
+        if self.identity is not None:
+            return f"TableJournal(table_name={self.table_name!r}, endpoint={self.identity.endpoint!r})"
         return f"TableJournal(table_name={self.table_name!r})"
 
     def shutdown(self) -> None:
@@ -69,6 +136,9 @@ class TableJournal(Journal):
             if self._client is not None:
                 self._client.close()
                 self._client = None
+            if self._built_credential is not None:
+                self._built_credential.close()
+                self._built_credential = None
 
     def _get(self, partition: str, row: str) -> StoredRow | None:
         client = self._table()
@@ -109,12 +179,7 @@ class TableJournal(Journal):
         """The client, built and the table created on first use."""
         with self._client_lock:
             if self._client is None:
-                try:
-                    client = TableClient.from_connection_string(
-                        self._connection_string, self.table_name, **self._client_options)
-                except ValueError as exc:  # the SDK's word for a malformed connection string
-                    raise ConfigurationError(
-                        [f"the journal's table connection string is malformed: {exc}"]) from exc
+                client = self._new_client()
                 with _translated():
                     try:
                         client.create_table()
@@ -122,6 +187,30 @@ class TableJournal(Journal):
                         pass
                 self._client = client
             return self._client
+
+    def _new_client(self) -> TableClient:
+        """A client for the connection string, or for the endpoint with the identity's
+        credential (built now, on first use, unless one was given)."""
+        connection = self._connection
+        if not isinstance(connection, TableIdentity):
+            try:
+                return TableClient.from_connection_string(connection, self.table_name,
+                                                          **self._client_options)
+            except ValueError as exc:  # the SDK's word for a malformed connection string
+                raise ConfigurationError(
+                    [f"the journal's table connection string is malformed: {exc}"]) from exc
+        credential = (self._given_credential if self._given_credential is not None
+                      else self._built_credential)
+        if credential is None:
+            try:
+                credential = self._built_credential = connection.credential()
+            except ValueError as exc:  # azure-identity's word for a bad identity option
+                raise ConfigurationError([f"the journal's identity cannot be used: {exc}"]) from exc
+        try:
+            return TableClient(connection.endpoint, self.table_name, credential=credential,
+                               **self._client_options)
+        except ValueError as exc:
+            raise ConfigurationError([f"the journal's table endpoint cannot be used: {exc}"]) from exc
 
 
 def _stored(entity: Mapping[str, Any]) -> StoredRow:
@@ -146,7 +235,9 @@ def _translate(exc: AzureError) -> Exception:
     A failed condition (409 exists, 412 etag, 404 row gone inside a transaction) is the
     internal conflict; unreachable, throttled (429) or failing (5xx, 408) storage is
     :class:`JournalUnavailable` with the server's ``Retry-After``; 401/403 is
-    :class:`AccessDenied`; anything else is :class:`JournalError`.
+    :class:`AccessDenied`, and so is a credential that could not get a token (no managed
+    identity here, no developer sign-in: a setup problem, not a passing one); anything else
+    is :class:`JournalError`. Messages carry the status and the error's type, never a token.
     """
     status = getattr(exc, "status_code", None)
     if isinstance(exc, ResourceExistsError | ResourceModifiedError) or (
@@ -155,6 +246,9 @@ def _translate(exc: AzureError) -> Exception:
         return StorageConflict(f"table row condition failed ({status})")
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         return JournalUnavailable(f"journal table unreachable: {type(exc).__name__}")
+    if isinstance(exc, ClientAuthenticationError) and status is None:
+        return AccessDenied("the journal could not get a token for its storage account: "
+                            f"{type(exc).__name__}")
     if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
         return AccessDenied(f"the journal's storage account refused us ({status})")
     if isinstance(exc, HttpResponseError) and status is not None and (
