@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-deps netbox-deps twin clean
+.PHONY: demo test lint bench package system-deps netbox-deps twin clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+## package: dist/akv-rotator.zip, the zip Azure runs: the app and .python_packages for CPython 3.11 on Linux x86-64
+package: $(STAMP)
+	$(BIN)/python scripts/package.py dist/akv-rotator.zip
+
 # Azurite (npm devDependency, pinned by package-lock.json) for the journal's Table tests.
 # Installed when missing; after changing package.json run `npm install` yourself.
 node_modules/.bin/azurite:
@@ -48,4 +52,4 @@ twin: $(STAMP)
 	$(BIN)/python -m twins.keyvault --port 8443 --cert-dir .demo/twin
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .demo dist .pytest_cache .mypy_cache .ruff_cache

@@ -102,6 +102,10 @@ def configure_tracing(connection_string: str | None) -> bool:
         from azure.monitor.opentelemetry import configure_azure_monitor
         from opentelemetry.sdk.resources import Resource
 
+        # The distro's default detectors include azure_vm, which asks the VM metadata
+        # endpoint (169.254.169.254) at start-up: a Functions app is no VM, so that is a
+        # wasted round trip (or a timeout) on every cold start. An operator's choice stands.
+        os.environ.setdefault("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_app_service")
         options: dict[str, Any] = {}
         if not os.environ.get("OTEL_TRACES_SAMPLER"):
             # The distro's default samples at most 5 traces a second, and starts with an empty

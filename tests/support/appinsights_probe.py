@@ -14,6 +14,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 received: list[dict[str, object]] = []
+connected: list[str] = []
+
+
+def _watch_connections(event: str, args: tuple[object, ...]) -> None:
+    """Every address a socket of this process connects to (the audit hook sees them all,
+    whichever library opens the socket)."""
+    if event == "socket.connect" and len(args) > 1 and isinstance(args[1], tuple):
+        connected.append(str(args[1][0]))
 
 
 class Ingestion(BaseHTTPRequestHandler):
@@ -41,6 +49,7 @@ def _has_span(name: str) -> bool:
 
 
 def main() -> None:
+    sys.addaudithook(_watch_connections)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Ingestion)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     from opentelemetry import trace
@@ -64,7 +73,7 @@ def main() -> None:
         while installed and time.monotonic() < deadline and not _has_span("rotation/probe"):
             time.sleep(0.1)  # the exporter transmits on its own thread
     print(json.dumps({"installed": installed, "provider": type(provider).__name__,
-                      "envelopes": received}))
+                      "envelopes": received, "connected": sorted(set(connected))}))
 
 
 if __name__ == "__main__":

@@ -39,3 +39,6 @@ def test_with_a_connection_string_spans_reach_application_insights() -> None:
     assert properties["rotator.rotation_id"] == "probe-1"
     assert properties["rotator.secret"] == "probe-secret"
     assert probe_span["tags"]["ai.cloud.role"] == "akv-rotator"
+    # Only the ingestion stand-in on loopback: in particular no VM metadata request
+    # (169.254.169.254) from the distro's azure_vm resource detector.
+    assert probe["connected"] == ["127.0.0.1"]
