@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench package system-deps netbox-deps twin clean
+.PHONY: demo test lint bench package system-deps netbox-deps checkov-deps twin clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m demo
 
 ## test: the whole suite (real PostgreSQL and MariaDB from Debian's packages, twins over HTTPS)
-test: system-deps $(STAMP) node_modules/.bin/azurite netbox-deps
+test: system-deps $(STAMP) node_modules/.bin/azurite netbox-deps checkov-deps
 	$(BIN)/python -m pytest
 
 ## lint: ruff and mypy (the test suite runs them too)
@@ -46,6 +46,10 @@ system-deps:
 ## netbox-deps: NetBox's own Python 3.12 virtualenv for its tests, once per machine (docs/netbox-for-tests.md)
 netbox-deps: system-deps $(STAMP)
 	bash scripts/install-netbox.sh
+
+## checkov-deps: checkov in its own virtualenv (.venv-checkov): its dependencies conflict with the project's
+checkov-deps:
+	bash scripts/install-checkov.sh
 
 ## twin: run the Key Vault twin standalone on https://127.0.0.1:8443 for local development
 twin: $(STAMP)
