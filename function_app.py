@@ -5,7 +5,7 @@ Every trigger, route and schedule of akv-rotator is visible in this file.
 
 import azure.functions as func
 
-from handlers import eventgrid, http, sweep
+from handlers import eventgrid, http, queue, sweep
 from handlers.services import get_services
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -52,6 +52,21 @@ def rotation(req: func.HttpRequest) -> func.HttpResponse:
 def sweeper(timer: func.TimerRequest) -> None:
     """Resume stalled rotations, retire what is due, and rotate what events missed."""
     sweep.run_sweep(timer, get_services)
+
+
+@app.function_name(name="queued_work")
+@app.queue_trigger(arg_name="message", queue_name="%ROTATOR_QUEUE%", connection="AzureWebJobsStorage")
+def queued_work(message: func.QueueMessage) -> None:
+    """One piece of the sweeper's work: rotate a due secret, or resume a rotation."""
+    queue.handle_work(message, get_services)
+
+
+@app.function_name(name="poisoned_work")
+@app.queue_trigger(arg_name="message", queue_name="%ROTATOR_QUEUE%-poison",
+                   connection="AzureWebJobsStorage")
+def poisoned_work(message: func.QueueMessage) -> None:
+    """Work the host gave up on after maxDequeueCount deliveries: recorded as failed."""
+    queue.handle_poison(message, get_services)
 
 
 @app.function_name(name="credential_health")

@@ -26,6 +26,7 @@ from rotation.keyvault import KeyVaultSecrets, build_secret_client, credential_f
 from rotation.preflight import Preflight
 from rotation.propagation.access import ClusterDirectory
 from rotation.propagation.propagator import Propagator
+from rotation.queue import WorkQueue
 from rotation.service import RotationService
 from rotation.settings import Settings
 from rotation.sweeper import Sweeper
@@ -93,7 +94,10 @@ def build_services(settings: Settings, *, observer: StepObserver | None = None,
                             propagator=propagator, publisher=publisher)
     rotation = RotationService(settings=settings, vaults=vault_secrets, journal=journal,
                                engine=engine, clock=clock, worker_id=worker_id())
-    sweeper = Sweeper(settings=settings, service=rotation, clock=clock)
+    queue = None
+    if settings.queue is not None:
+        queue = WorkQueue(settings.queue, timeout_seconds=settings.keyvault_timeout_seconds)
+    sweeper = Sweeper(settings=settings, service=rotation, clock=clock, queue=queue)
     health = CredentialHealth(settings=settings, vaults=vault_secrets, journal=journal,
                               targets=targets)
     preflight = Preflight(settings=settings, vaults=vault_secrets, journal=journal,

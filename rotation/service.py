@@ -40,6 +40,7 @@ from rotation.journal.base import (
 from rotation.journal.model import RotationRecord, TriggerSource
 from rotation.keyvault import KeyVaultSecrets, SecretVersion
 from rotation.pending import is_pending_companion
+from rotation.queue import WorkItem
 from rotation.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -248,6 +249,56 @@ class RotationService:
         if not isinstance(opened, Begun):
             return None
         return self.resume(opened.record.rotation_id)
+
+    # -- the sweeper's work queue --------------------------------------------------------------
+
+    def run_queued(self, item: WorkItem, reference: str) -> RotationRecord | None:
+        """Do one piece of queued work (:mod:`rotation.queue`) as the sweeper would.
+
+        Raises what happened *before* a rotation was journaled (Key Vault throttled or down,
+        a refused binding), so the host redelivers transient failures and the caller can
+        report permanent ones. Once a rotation is journaled, a transient failure is the
+        rotation's own (released with its back-off; the next sweep queues its resumption),
+        so the message is done: redelivering it could only start nothing.
+        """
+        if item.kind == "resume":
+            try:
+                return self.resume(item.rotation_id or "")
+            except (LeaseHeld, NotYetDue):
+                return None  # another worker has it, or it is not due yet: both settle it
+            except TransientError:
+                return self._journal.get(item.rotation_id or "")
+        vault, secret = VaultName(item.vault), SecretName(item.secret)
+        current = self._vaults(vault).latest(secret)
+        self._preflight(current)
+        trigger = RotationTrigger("sweeper", reference)
+        opened = self._journal.begin(self._new_record(vault, secret, current.version, trigger),
+                                     now=self._clock())
+        if not isinstance(opened, Begun):
+            return None  # this version is rotated (or being rotated) already
+        try:
+            return self.resume(opened.record.rotation_id)
+        except TransientError:
+            return self._journal.get(opened.record.rotation_id)
+
+    def record_poisoned(self, item: WorkItem, reference: str, deliveries: int) -> RotationRecord | None:
+        """Queued work the host gave up on: a failed rotation with the reason, where history
+        and status show it. A resumption's rotation already carries its own error."""
+        if item.kind != "rotate":
+            return None
+        reason = self._journal.queue_failure(item.vault, item.secret, item.key) or \
+            "no failure was recorded (see the logs of the queue function)"
+        versions = self._vaults(VaultName(item.vault)).versions(item.secret)
+        if not versions:
+            return None
+        record = self._new_record(VaultName(item.vault), SecretName(item.secret),
+                                  versions[-1].version, RotationTrigger("sweeper", reference))
+        opened = self._journal.begin(record, now=self._clock())
+        if not isinstance(opened, Begun):
+            return None  # a rotation of that version exists: it is the history
+        return self._journal.close(
+            opened.record, now=self._clock(), status="failed",
+            last_error=f"the work queue gave up after {deliveries} deliveries: {reason}")
 
     def _preflight(self, current: SecretVersion) -> BoundSecret:
         """Check tags, the operator's allowlists and the value before the journal opens

@@ -42,7 +42,9 @@ STORAGE_CREDENTIAL = "AzureWebJobsStorage__credential"
 STORAGE_CLIENT_ID = "AzureWebJobsStorage__clientId"
 STORAGE_RESOURCE_ID = "AzureWebJobsStorage__managedIdentityResourceId"
 STORAGE_CLIENT_SECRET = "AzureWebJobsStorage__clientSecret"  # noqa: S105 - a setting's name
-STORAGE_OTHER_URIS = ("AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri")
+STORAGE_QUEUE_URI = "AzureWebJobsStorage__queueServiceUri"
+STORAGE_OTHER_URIS = ("AzureWebJobsStorage__blobServiceUri", STORAGE_QUEUE_URI)
+QUEUE = "ROTATOR_QUEUE"
 LEASE_SECONDS = "ROTATOR_LEASE_SECONDS"
 MAX_ATTEMPTS = "ROTATOR_MAX_ATTEMPTS"
 ATTEMPT_BACKOFF_SECONDS = "ROTATOR_ATTEMPT_BACKOFF_SECONDS"
@@ -139,6 +141,24 @@ class EventSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """The Storage queue the sweeper fans its work out on (the account of AzureWebJobsStorage,
+    as the Functions host's queue trigger reads it): a connection string, or a queue service
+    endpoint reached with the app's identity."""
+
+    name: str = "rotations"
+    connection: str | None = field(default=None, repr=False)  # may hold an account key
+    endpoint: str | None = None
+    client_id: str | None = None
+    resource_id: str | None = None
+
+    @property
+    def poison_name(self) -> str:
+        """Where the Functions host moves a message after maxDequeueCount deliveries."""
+        return f"{self.name}-poison"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the core needs to know about its environment."""
 
@@ -160,6 +180,9 @@ class Settings:
     trust_app_service_auth: bool = False
     propagation: PropagationSettings = PropagationSettings()
     events: EventSettings | None = None
+    #: The sweeper's work queue; None where no storage account is configured (a local run
+    #: on SQLite), and then the sweeper does the work itself.
+    queue: QueueSettings | None = None
 
     @property
     def call_timeout_seconds(self) -> float:
@@ -241,6 +264,7 @@ class Settings:
             targets=_targets(env, tuple(v.name for v in vaults), problems),
             trust_app_service_auth=trust_auth == "true",
             events=_events(env, auth, problems),
+            queue=_queue(env, problems),
             propagation=PropagationSettings(
                 clusters=_clusters(env.get(KUBECONFIG_SECRET, ""), vaults, problems),
                 poll_seconds=_number(env, PROPAGATION_POLL_SECONDS, 60.0, float, 1.0, 3600.0,
@@ -296,6 +320,36 @@ def _journal(env: Mapping[str, str], problems: list[str]) -> str:
         return choice
     problems.append(f"{JOURNAL} must be 'table' or 'sqlite:/path/to/journal.db', got {choice!r}")
     return "memory:"
+
+
+def _queue(env: Mapping[str, str], problems: list[str]) -> QueueSettings | None:
+    """``ROTATOR_QUEUE`` (default ``rotations``) in the AzureWebJobsStorage account, named as
+    the host names it: a connection string, ``__queueServiceUri`` or ``__accountName`` with the
+    app's identity. No storage at all: None (the sweeper works inline)."""
+    name = env.get(QUEUE, "rotations").strip() or "rotations"
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,55}", name):
+        problems.append(f"{QUEUE} must be a queue name: 3-56 lower-case letters, digits and single "
+                        f"hyphens (the host adds '-poison'), got {name!r}")
+        return None
+    storage = _storage_settings(env, [])  # the journal reports conflicting spellings
+
+    def setting(key: str) -> str:
+        return storage.get(key.lower(), "").strip()
+
+    connection = setting(STORAGE)
+    if connection:
+        return QueueSettings(name, connection=connection)
+    uri, account = setting(STORAGE_QUEUE_URI), setting(STORAGE_ACCOUNT_NAME)
+    if not uri and not (account and _STORAGE_ACCOUNT.fullmatch(account)):
+        return None
+    endpoint = uri or f"https://{account}.queue.core.windows.net"
+    client_id, resource_id = _storage_identity(setting, [])
+    found = identity_problems(endpoint, client_id, resource_id, endpoint_name=STORAGE_QUEUE_URI,
+                              client_id_name=STORAGE_CLIENT_ID, resource_id_name=STORAGE_RESOURCE_ID)
+    if found:
+        problems.extend(found)
+        return None
+    return QueueSettings(name, endpoint=endpoint, client_id=client_id, resource_id=resource_id)
 
 
 def _storage_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, str]:

@@ -18,6 +18,12 @@ Unfinished rotations include those parked as ``needs-repair`` and ``cleanup-pend
 sweeper is what carries them on, with their back-off, until they settle.
 
 A failure on one secret is logged and counted, and the sweep goes on with the next.
+
+Where a work queue is configured (:mod:`rotation.queue`: the Functions storage account), the
+sweeper only decides: each due resumption and each due rotation becomes one queue message,
+marked in the journal first so that concurrent sweeps enqueue it once, and the host's queue
+trigger runs it through the same service path as an event. Without one (a local run on
+SQLite), the sweeper does the work itself, one secret after another.
 """
 
 from __future__ import annotations
@@ -37,17 +43,22 @@ from rotation.journal.base import LeaseHeld, NotYetDue
 from rotation.journal.model import RotationRecord
 from rotation.keyvault import SecretSummary
 from rotation.pending import is_pending_companion
+from rotation.queue import WorkItem, WorkQueue
 from rotation.service import RotationService, RotationTrigger
 from rotation.settings import Settings
 
 logger = logging.getLogger(__name__)
 _ROTATION_ID = re.compile(r"[0-9a-f]{32}")
+#: Work marked queued is not queued again for this long: a message lost (or poisoned) is
+#: queued once more after it, while a slow one is not duplicated.
+REQUEUE_AFTER = timedelta(hours=1)
 
 
 @dataclass
 class SweepReport:
     """What one sweep did, for its log line and for tests."""
 
+    queued: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
@@ -63,10 +74,11 @@ class Sweeper:
     """Resumes stalled work, performs due retirements, starts rotations events missed."""
 
     def __init__(self, *, settings: Settings, service: RotationService,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], queue: WorkQueue | None = None) -> None:
         self._settings = settings
         self._service = service
         self._clock = clock
+        self._queue = queue
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -81,6 +93,14 @@ class Sweeper:
         return report
 
     def _resume(self, record: RotationRecord, report: SweepReport) -> None:
+        if self._queue is not None:
+            if self._due(record):
+                stamp = str(int(record.updated_at.timestamp() * 1000))
+                self._enqueue(WorkItem("resume", record.vault, record.secret, stamp,
+                                       rotation_id=record.rotation_id), report)
+            else:
+                report.skipped.append(record.rotation_id)
+            return
         try:
             after = self._service.resume(record.rotation_id)
         except (LeaseHeld, NotYetDue):
@@ -116,8 +136,36 @@ class Sweeper:
                 continue
             if summary.expires_on is not None and summary.expires_on > horizon:
                 continue
+            if self._queue is not None:
+                listed = str(int(summary.created_on.timestamp())) if summary.created_on else "0"
+                self._enqueue(WorkItem("rotate", vault, summary.name, listed), report)
+                continue
             self._start(vault, summary.name, report)
         telemetry.set_secret_ages(vault, ages)
+
+    def _due(self, record: RotationRecord) -> bool:
+        """Would a claim succeed now: the lease free and the next attempt due?"""
+        now = self._clock()
+        return ((record.lease_until is None or record.lease_until <= now)
+                and (record.next_attempt_at is None or record.next_attempt_at <= now))
+
+    def _enqueue(self, item: WorkItem, report: SweepReport) -> None:
+        """Mark the work queued in the journal, then send it; once across concurrent sweeps."""
+        assert self._queue is not None
+        journal = self._service.journal
+        try:
+            if not journal.mark_queued(item.vault, item.secret, item.key, now=self._clock(),
+                                       ttl=REQUEUE_AFTER):
+                report.skipped.append(f"{item.secret}:{item.kind}")
+                return
+            self._queue.send(item)
+        except RotatorError as exc:
+            logger.warning("sweep could not queue work", extra={
+                "vault": item.vault, "secret": item.secret, "error": type(exc).__name__,
+                "detail": str(exc)})
+            report.failed.append(item.secret)
+            return
+        report.queued.append(f"{item.secret}:{item.kind}")
 
     def _ages(self, summary: SecretSummary) -> tuple[float | None, float]:
         """Days until the current version expires (None: never) and since it was written."""

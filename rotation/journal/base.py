@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 HEAD = "head"
 CLAIM_PREFIX = "claim-"
 ROTATION_PREFIX = "rot-"
+QUEUED_PREFIX = "queued-"
 
 #: ``last_error`` is cut to this many characters (with a marker) before it is stored.
 MAX_ERROR_CHARS = 8_000
@@ -382,6 +383,55 @@ class Journal(ABC):
         return self._save(record, released)
 
     # -- reading -----------------------------------------------------------------------------
+
+    # -- the sweeper's work queue --------------------------------------------------------------
+
+    def mark_queued(self, vault: VaultName | str, secret: SecretName | str, key: str, *,
+                    now: datetime, ttl: timedelta) -> bool:
+        """Note that work ``key`` for this secret was put on the queue; True for exactly one
+        of any number of concurrent callers, False while an earlier note is younger than
+        ``ttl`` (so two sweeps never enqueue the same work twice, and work whose message was
+        lost is enqueued again once ``ttl`` has passed)."""
+        _aware(now, "now")
+        partition = partition_key(vault, secret)
+        row = QUEUED_PREFIX + _token("queue key", key)
+        data: RowData = {"queued_at": now.isoformat()}
+        try:
+            self._transact(partition, [Insert(row, data)])
+            return True
+        except StorageConflict:
+            pass
+        existing = self._get(partition, row)
+        if existing is None:
+            return False  # removed under us: the next sweep tries again
+        queued_at = datetime.fromisoformat(str(existing.data.get("queued_at")))
+        if queued_at + ttl > now:
+            return False
+        try:
+            self._transact(partition, [Replace(row, data, existing.etag)])
+            return True
+        except StorageConflict:
+            return False  # another sweep renewed it first
+
+    def note_queue_failure(self, vault: VaultName | str, secret: SecretName | str, key: str,
+                           error: str) -> None:
+        """Keep the last failure of queued work ``key``, for the poison handler to report."""
+        partition = partition_key(vault, secret)
+        row = QUEUED_PREFIX + _token("queue key", key)
+        existing = self._get(partition, row)
+        if existing is None:
+            return
+        try:
+            self._transact(partition, [Replace(row, {**existing.data, "last_error": _capped(error)},
+                                               existing.etag)])
+        except StorageConflict:
+            pass  # a newer note of the same work: its own failure will be kept
+
+    def queue_failure(self, vault: VaultName | str, secret: SecretName | str, key: str) -> str | None:
+        """The last failure :meth:`note_queue_failure` kept for work ``key``, if any."""
+        existing = self._get(partition_key(vault, secret), QUEUED_PREFIX + _token("queue key", key))
+        error = existing.data.get("last_error") if existing is not None else None
+        return str(error) if error else None
 
     def get(self, rotation_id: RotationId | str) -> RotationRecord | None:
         """The rotation with this id, from whichever secret's partition holds it."""

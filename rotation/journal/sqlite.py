@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,12 +114,21 @@ class SqliteJournal(Journal):
             if self._ready:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._connect()
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute(_SCHEMA)
-            finally:
-                conn.close()
+            deadline = time.monotonic() + self._busy_timeout
+            while True:
+                conn = self._connect()
+                try:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute(_SCHEMA)
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Switching to WAL needs the file to itself and SQLite's busy handler does
+                    # not wait for that: two processes opening a new journal at once collide.
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                finally:
+                    conn.close()
+                time.sleep(0.05)
             self._ready = True
 
 

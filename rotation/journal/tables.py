@@ -74,22 +74,10 @@ class TableIdentity:
         object.__setattr__(self, "endpoint", self.endpoint.strip().rstrip("/"))
 
     def credential(self) -> TokenCredential:
-        """The credential production uses, importing azure-identity only now.
+        """The credential production uses (:func:`rotation.identity.storage_credential`)."""
+        from rotation.identity import storage_credential
 
-        ``DefaultAzureCredential`` — managed identity in Azure, the developer's sign-in
-        locally — with ``managed_identity_client_id`` for a user-assigned identity named by
-        its client ID. A resource ID is not something ``DefaultAzureCredential`` takes, so
-        that identity gets a ``ManagedIdentityCredential`` of its own.
-        """
-        if self.resource_id:
-            from azure.identity import ManagedIdentityCredential
-
-            return ManagedIdentityCredential(identity_config={"resource_id": self.resource_id})
-        from azure.identity import DefaultAzureCredential
-
-        if self.client_id:
-            return DefaultAzureCredential(managed_identity_client_id=self.client_id)
-        return DefaultAzureCredential()
+        return storage_credential(self.client_id, self.resource_id)
 
 
 class TableJournal(Journal):

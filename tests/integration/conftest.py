@@ -96,7 +96,8 @@ class App:
 
         request = func.HttpRequest(method="GET", url=f"http://localhost:7071/api/{route}",
                                    route_params=route_params, params=params or {}, body=b"")
-        handler = (function_app.secret_rotations if route.endswith("/rotations")
+        handler = (function_app.secrets if route == "secrets"
+                   else function_app.secret_rotations if route.endswith("/rotations")
                    else function_app.rotation)
         return self._answer(handler(request))
 

@@ -565,3 +565,45 @@ def claimed_partition(rec: RotationRecord) -> str:
     from rotation.journal import partition_key
 
     return partition_key(rec.vault, rec.secret)
+
+
+# ---- the sweeper's queued marks ---------------------------------------------------------------
+
+def test_work_is_marked_queued_once_until_its_mark_is_old(journal: Journal) -> None:
+    assert journal.mark_queued(VAULT, SECRET, "rotate-1764655200", now=NOW, ttl=TTL)
+    assert not journal.mark_queued(VAULT, SECRET, "rotate-1764655200", now=NOW + TTL / 2, ttl=TTL)
+    assert journal.mark_queued(VAULT, SECRET, "rotate-1764655201", now=NOW, ttl=TTL), "other work"
+    assert journal.mark_queued(VAULT, SECRET.upper(), "rotate-1", now=NOW, ttl=TTL)
+    assert not journal.mark_queued(VAULT, SECRET, "rotate-1", now=NOW, ttl=TTL), "case-insensitive"
+    assert journal.mark_queued(VAULT, SECRET, "rotate-1764655200", now=NOW + TTL, ttl=TTL), \
+        "queued again once the mark is as old as the ttl (the message may be lost)"
+    assert journal.for_secret(VAULT, SECRET) == [] and journal.active(VAULT, SECRET) is None
+    assert journal.unfinished() == []
+
+
+def test_a_queued_works_last_failure_is_kept_for_the_poison_handler(journal: Journal) -> None:
+    assert journal.queue_failure(VAULT, SECRET, "rotate-9") is None
+    journal.note_queue_failure(VAULT, SECRET, "rotate-9", "never marked: nothing kept")
+    assert journal.queue_failure(VAULT, SECRET, "rotate-9") is None
+    journal.mark_queued(VAULT, SECRET, "rotate-9", now=NOW, ttl=TTL)
+    journal.note_queue_failure(VAULT, SECRET, "rotate-9", "TransientError: Key Vault answered 429")
+    journal.note_queue_failure(VAULT, SECRET, "rotate-9", "TransientError: " + "x" * 10_000)
+    kept = journal.queue_failure(VAULT, SECRET, "rotate-9")
+    assert kept is not None and kept.startswith("TransientError: x") and len(kept) <= MAX_ERROR_CHARS
+    assert not journal.mark_queued(VAULT, SECRET, "rotate-9", now=NOW, ttl=TTL)
+    with pytest.raises(InvalidRequest):
+        journal.mark_queued(VAULT, SECRET, "bad key!", now=NOW, ttl=TTL)
+
+
+def test_concurrent_marks_of_one_piece_of_work_let_exactly_one_through(
+    journal_factory: JournalFactory,
+) -> None:
+    journals = [journal_factory() for _ in range(8)]
+    marked = _all_at_once(8, lambda i: journals[i].mark_queued(VAULT, SECRET, "rotate-7", now=NOW,
+                                                               ttl=TTL))
+    assert marked.count(True) == 1, marked
+    assert all(m is False for m in marked if m is not True), marked
+    stale = NOW + TTL
+    renewed = _all_at_once(8, lambda i: journals[i].mark_queued(VAULT, SECRET, "rotate-7", now=stale,
+                                                                ttl=TTL))
+    assert renewed.count(True) == 1, renewed

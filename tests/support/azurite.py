@@ -32,6 +32,7 @@ from azure.core.credentials import AccessToken
 
 ROOT = Path(__file__).resolve().parents[2]
 AZURITE_TABLE = ROOT / "node_modules" / ".bin" / "azurite-table"
+AZURITE_QUEUE = ROOT / "node_modules" / ".bin" / "azurite-queue"
 ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
                "K1SZFPTOtr/KBHBeksoGMGw==")
@@ -116,6 +117,14 @@ def running_azurite(executable: Path = AZURITE_TABLE, attempts: int = 3) -> Iter
 
 
 @contextmanager
+def running_azurite_queue(executable: Path = AZURITE_QUEUE, attempts: int = 3) -> Iterator[str]:
+    """Run Azurite's Queue service until the block ends; yields its connection string."""
+    with _running(executable, attempts, (), service="queue") as port:
+        yield (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+               f"QueueEndpoint=http://127.0.0.1:{port}/{ACCOUNT};")
+
+
+@contextmanager
 def running_azurite_oauth(executable: Path = AZURITE_TABLE,
                           attempts: int = 3) -> Iterator[OAuthAzurite]:
     """Run Azurite's Table service with ``--oauth basic`` over HTTPS until the block ends."""
@@ -135,8 +144,10 @@ def running_azurite_oauth(executable: Path = AZURITE_TABLE,
 
 
 @contextmanager
-def _running(executable: Path, attempts: int, extra: Sequence[str]) -> Iterator[int]:
-    """Start ``azurite-table`` (with ``extra`` arguments) on a free port; yields the port."""
+def _running(executable: Path, attempts: int, extra: Sequence[str],
+             service: str = "table") -> Iterator[int]:
+    """Start one Azurite service (``azurite-table`` or ``azurite-queue``, with ``extra``
+    arguments) on a free port; yields the port."""
     if not executable.exists():
         raise AzuriteMissing(f"{executable} not found: run `npm install --no-audit --no-fund` "
                              f"in {ROOT} (package.json has Azurite as a devDependency)")
@@ -147,7 +158,7 @@ def _running(executable: Path, attempts: int, extra: Sequence[str]) -> Iterator[
             log_path = workdir / f"azurite-{attempt}.log"
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
-                    [str(executable), "--tableHost", "127.0.0.1", "--tablePort", str(port),
+                    [str(executable), f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port),
                      "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry",
                      "--silent", *extra],
                     cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "rotation"
 DRIVERS = ("psycopg", "pymysql", "kubernetes", "requests", "httpx", "pynetbox",
-           "azure.data.tables", "azure.eventgrid", "sqlite3")
+           "azure.data.tables", "azure.eventgrid", "azure.storage.queue", "sqlite3")
 
 
 def imports_of(path: Path) -> set[str]:
@@ -64,6 +64,7 @@ def test_each_driver_is_imported_by_exactly_one_adapter_module() -> None:
     assert importers["psycopg"] == {"rotation.targets.postgres"}
     assert importers["pymysql"] == {"rotation.targets.mysql"}
     assert importers["azure.data.tables"] == {"rotation.journal.tables"}
+    assert importers["azure.storage.queue"] == {"rotation.queue"}
     assert importers["sqlite3"] == {"rotation.journal.sqlite"}
     for driver, modules in importers.items():
         assert len(modules) == 1, f"{driver} is imported by {sorted(modules)}"

@@ -24,7 +24,8 @@ def indexed() -> dict[str, dict]:
 
 def test_exactly_the_expected_functions_are_registered(indexed: dict[str, dict]) -> None:
     assert set(indexed) == {"keyvault_events", "rotate_secret", "secrets", "secret_rotations",
-                            "rotation", "sweeper", "credential_health"}
+                            "rotation", "sweeper", "credential_health", "queued_work",
+                            "poisoned_work"}
     assert {fn["script"] for fn in indexed.values()} == {"function_app.py"}
 
 
@@ -73,3 +74,12 @@ def test_importing_the_app_reads_no_settings_and_opens_nothing(monkeypatch) -> N
     services.reset_services()
     importlib.reload(function_app)  # must not raise without any setting
     assert services._services is None
+
+
+@pytest.mark.parametrize(("function", "queue"), [
+    ("queued_work", "%ROTATOR_QUEUE%"), ("poisoned_work", "%ROTATOR_QUEUE%-poison")])
+def test_queue_functions_read_the_work_queue_and_its_poison_queue(
+        indexed: dict[str, dict], function: str, queue: str) -> None:
+    assert indexed[function]["bindings"] == [
+        {"direction": "IN", "type": "queueTrigger", "name": "message", "queueName": queue,
+         "connection": "AzureWebJobsStorage"}]

@@ -72,6 +72,9 @@ ROLES = {
                                 "the Functions host: deployment package, timer locks, keys"),
     "Storage Table Data Contributor": ("function identity", "the storage account",
                                        "rotation/journal/tables.py: the journal's rows"),
+    "Storage Queue Data Contributor": ("function identity", "the storage account",
+                                       "rotation/queue.py sends work; the queue trigger reads, "
+                                       "deletes and poisons it"),
     "EventGrid Data Sender": ("function identity", "the rotation events topic",
                               "rotation/publishing.py: rotation events out"),
     "Storage Blob Data Contributor": ("system topic identity", "the dead-letter container",

@@ -82,6 +82,7 @@ locals {
     "ROTATOR_SWEEP_SCHEDULE"          = var.sweep_schedule
     "ROTATOR_HEALTH_SCHEDULE"         = var.health_schedule
     "ROTATOR_SWEEP_WINDOW_DAYS"       = tostring(var.sweep_window_days)
+    "ROTATOR_QUEUE"                   = var.queue_name
     "ROTATOR_LEASE_SECONDS"           = tostring(var.lease_seconds)
     "ROTATOR_MAX_ATTEMPTS"            = tostring(var.max_attempts)
     "ROTATOR_ATTEMPT_BACKOFF_SECONDS" = tostring(var.attempt_backoff_seconds)

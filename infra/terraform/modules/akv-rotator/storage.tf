@@ -70,6 +70,17 @@ resource "azapi_resource" "journal_table" {
   body      = {}
 }
 
+# The sweeper's work queue (ROTATOR_QUEUE, rotation/queue.py) and the poison queue the host
+# moves a message to after maxDequeueCount deliveries (host.json). Through ARM for the same
+# reason as the table: this account refuses Shared Key.
+resource "azapi_resource" "work_queue" {
+  for_each  = toset([var.queue_name, "${var.queue_name}-poison"])
+  type      = "Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01"
+  name      = each.value
+  parent_id = "${azurerm_storage_account.this.id}/queueServices/default"
+  body      = {}
+}
+
 # --- The app's roles on this storage account (and nowhere else in storage) -----------------
 
 # The Functions host with AzureWebJobsStorage__accountName: function keys (the default key
@@ -99,6 +110,20 @@ resource "azurerm_role_assignment" "app_storage_table_data_contributor" {
   principal_type                   = "ServicePrincipal"
   skip_service_principal_aad_check = true
   description                      = "akv-rotator: the rotation journal table"
+}
+
+# The sweeper's work queue: rotation/queue.py sends messages; the host's queue trigger
+# (queued_work, poisoned_work in function_app.py) reads, updates and deletes them and moves
+# poison messages (Microsoft: a queue trigger needs Storage Queue Data Reader and Message
+# Processor, output or poison handling Message Sender; Contributor is the one role that
+# covers all of them on this account's queues).
+resource "azurerm_role_assignment" "app_storage_queue_data_contributor" {
+  scope                            = azurerm_storage_account.this.id
+  role_definition_name             = "Storage Queue Data Contributor"
+  principal_id                     = azurerm_function_app_flex_consumption.this.identity[0].principal_id
+  principal_type                   = "ServicePrincipal"
+  skip_service_principal_aad_check = true
+  description                      = "akv-rotator: the sweeper's work queue"
 }
 
 # People who work the dead-lettered-event runbook read the dead letters, and only those.

@@ -233,6 +233,17 @@ variable "journal_table_name" {
   }
 }
 
+variable "queue_name" {
+  type        = string
+  description = "ROTATOR_QUEUE: the sweeper's work queue in the module's storage account (the host adds -poison)."
+  default     = "rotations"
+
+  validation {
+    condition     = can(regex("^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,55}$", var.queue_name))
+    error_message = "queue_name must be 3-56 lower-case letters, digits and single hyphens."
+  }
+}
+
 variable "sweep_schedule" {
   type        = string
   description = "ROTATOR_SWEEP_SCHEDULE: six-field NCRONTAB schedule of the sweeper."
