@@ -148,6 +148,7 @@ def test_work_the_queue_gives_up_on_shows_as_a_failed_rotation_with_its_reason(
     function_app.poisoned_work(delivered(message))  # the host moved it to <queue>-poison
 
     status, history = app.get(f"secrets/{db.name}/rotations", {"name": db.name})
+    assert status == 200
     [failed] = history["rotations"]
     assert failed["status"] == "failed"
     assert failed["lastError"].startswith(f"the work queue gave up after {deliveries} deliveries: "
