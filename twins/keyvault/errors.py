@@ -143,6 +143,14 @@ def secret_too_large(limit: int) -> VaultError:
     )
 
 
+def throttled() -> VaultError:
+    """429 ``Throttled`` beyond a service limit: the body of a captured real response.
+
+    vcsjones/AzureSignTool#219 quotes it (protocols.md section 2.7); no ``innererror``.
+    """
+    return VaultError(429, "Throttled", THROTTLED_MESSAGE)
+
+
 def bad_parameter(message: str) -> VaultError:
     """400 ``BadParameter`` with twin wording, for malformed requests no capture covers."""
     return VaultError(400, "BadParameter", message)

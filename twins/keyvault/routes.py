@@ -8,11 +8,16 @@ vault API, chosen so the SDK's flow is reproduced:
    bodiless probe always lands here; answering it with 200 would make ``set_secret`` return a
    secret without a value, local-components.md section 7);
 2. an armed fault matching the request -> its error, or a dropped connection;
-3. missing ``api-version`` -> 400 (the parameter is mandatory, there is no default);
-4. the operation itself.
+3. over a service limit (when limits are on, :mod:`twins.keyvault.limits`) -> 429
+   ``Throttled``, the operation not carried out; otherwise the request counts against its
+   class's quota, whatever its outcome below;
+4. missing ``api-version`` -> 400 (the parameter is mandatory, there is no default);
+5. the operation itself.
+
+A fault armed ``after_processing`` replaces whatever 3-5 answered, a 429 included.
 
 ``/_twin/...`` is the unauthenticated admin API for tests in other processes; it is not
-recorded in the request log, which shows vault traffic only.
+recorded in the request log, which shows vault traffic only, and never throttled.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from twins.keyvault import errors, events, parsing, wire
 from twins.keyvault.errors import VaultError
 from twins.keyvault.events import EventDispatcher
 from twins.keyvault.faults import Fault, FaultInjector, RecordedRequest, RequestLog
+from twins.keyvault.limits import Limiter, classify
 from twins.keyvault.store import SecretVersion, VaultStore
 
 logger = logging.getLogger(__name__)
@@ -84,12 +90,15 @@ class VaultApp:
         dispatcher: EventDispatcher,
         faults: FaultInjector,
         log: RequestLog,
+        *,
+        limiter: Limiter | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.dispatcher = dispatcher
         self.faults = faults
         self.log = log
+        self.limiter = limiter if limiter is not None else Limiter(None)
         self.base_url = ""
         self._routes: dict[tuple[str, str], Callable[[_Request], Response]] = {
             ("GET", "list"): self._list_secrets,
@@ -174,7 +183,13 @@ class VaultApp:
         fault = self.faults.take(request.method, request.path)
         if fault is not None and fault_answers(fault, processed=False):
             return True, _fault_response(fault)
-        response = self._operation(request)
+        refusal = self.limiter.admit(classify(request.method, _route_kind(request.parts)))
+        if refusal is None:
+            response = self._operation(request)
+        else:
+            logger.debug("throttled method=%s path=%s", request.method, request.path)
+            headers = {} if refusal.retry_after is None else {"Retry-After": str(refusal.retry_after)}
+            response = error_response(errors.throttled(), headers)
         if fault is not None and fault_answers(fault, processed=True):
             return True, _fault_response(fault)
         return True, response
@@ -293,6 +308,11 @@ class VaultApp:
                 return Response(200, self.dispatcher.emitted)
             if (request.method, action) == ("GET", "requests"):
                 return Response(200, [asdict(r) for r in self.log.snapshot()])
+            if (request.method, action) == ("GET", "limits"):
+                return Response(200, self.limiter.to_json())
+            if (request.method, action) == ("DELETE", "limits"):
+                self.limiter.reset()
+                return Response(200, self.limiter.to_json())
         except VaultError as exc:
             return error_response(exc)
         return error_response(errors.not_implemented(request.method, request.path))

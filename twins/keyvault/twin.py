@@ -18,6 +18,7 @@ from twins.http.lifecycle import HTTPSTwin
 from twins.keyvault.credential import DEFAULT_TOKEN, TwinCredential
 from twins.keyvault.events import Event, EventDispatcher
 from twins.keyvault.faults import Fault, FaultInjector, RequestLog
+from twins.keyvault.limits import Limiter, OperationClass, ServiceLimits, ThrottleCounts
 from twins.keyvault.routes import VaultApp, VaultConfig
 from twins.keyvault.server import TwinHTTPServer
 from twins.keyvault.store import VaultStore
@@ -39,8 +40,11 @@ class KeyVaultTwin(HTTPSTwin):
     name not reusable: 409 ``ObjectIsBeingDeleted``). With ``event_url`` every event is also
     POSTed there as Event Grid would. ``store`` is the vault itself, for seeding or inspecting
     state without HTTP (writes made there emit no events). ``clock`` replaces ``time.time`` for
-    the store's timestamps, delete delay and scheduled purges. Start, stop, ``with`` and
-    ``ca_path`` come from :class:`~twins.http.lifecycle.HTTPSTwin`.
+    the store's timestamps, delete delay, scheduled purges and the service limits' windows.
+    ``limits`` turns on Key Vault's per-vault transaction quotas (``ServiceLimits()`` for the
+    documented 300 creates / 4,000 others per 10 s; off by default, see
+    :mod:`twins.keyvault.limits`). Start, stop, ``with`` and ``ca_path`` come from
+    :class:`~twins.http.lifecycle.HTTPSTwin`.
     """
 
     # Positional parameters kept: the signature is the contract other modules were given.
@@ -60,6 +64,7 @@ class KeyVaultTwin(HTTPSTwin):
         clock: Callable[[], float] = time.time,
         delivery_attempts: int = 4,
         delivery_backoff: float = 0.1,
+        limits: ServiceLimits | None = None,
     ) -> None:
         super().__init__(
             host,
@@ -81,12 +86,14 @@ class KeyVaultTwin(HTTPSTwin):
         self._dispatcher = EventDispatcher(event_url, attempts=delivery_attempts, backoff=delivery_backoff)
         self._faults = FaultInjector()
         self._log = RequestLog()
+        self._limiter = Limiter(limits, clock)
         self._app = VaultApp(
             VaultConfig(vault_name, self.topic, tenant_id, self.accepted_tokens),
             self.store,
             self._dispatcher,
             self._faults,
             self._log,
+            limiter=self._limiter,
         )
 
     def __repr__(self) -> str:
@@ -160,6 +167,25 @@ class KeyVaultTwin(HTTPSTwin):
     def clear_faults(self) -> None:
         """Disarm every injected fault."""
         self._faults.clear()
+
+    # -- service limits ---------------------------------------------------------------
+
+    @property
+    def limits(self) -> ServiceLimits | None:
+        """The service limits enforced, or ``None`` when off (the default)."""
+        return self._limiter.limits
+
+    def throttle_stats(self) -> dict[OperationClass, ThrottleCounts]:
+        """Authenticated vault requests served and refused (429) per class, limits on or off.
+
+        Classes: ``"create"`` (set secret) and ``"other"``. Requests answered by an injected
+        fault before processing are in neither count.
+        """
+        return self._limiter.stats()
+
+    def reset_limits(self) -> None:
+        """Empty the windows and zero the counts (e.g. between benchmark phases)."""
+        self._limiter.reset()
 
     # -- events -----------------------------------------------------------------------
 
