@@ -40,6 +40,7 @@ tests are another (they raise, or kill the process, at a chosen boundary).
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -68,6 +69,7 @@ from rotation.errors import (
     RotatorError,
     SecretNotFound,
     SecretNotRotatable,
+    Throttled,
     TransientError,
 )
 from rotation.journal.base import Journal
@@ -93,6 +95,10 @@ if TYPE_CHECKING:  # azure-eventgrid loads only where events are configured
     from rotation.publishing import EventKind, Publisher
 
 logger = logging.getLogger(__name__)
+#: How long throttling may hold a rotation back without costing it attempts: Event Grid's
+#: default retry window (24 hours; the subscription's event_time_to_live), after which the
+#: event is gone and only the sweeper would come back.
+THROTTLE_PATIENCE = timedelta(hours=24)
 Clock = Callable[[], datetime]
 TargetFactory = Callable[[TargetContext], Target]
 Changes = dict[str, object]  # what a step's effect asks the journal to record
@@ -574,6 +580,15 @@ class RotationEngine:
         """
         if current.done("promoted"):
             return self._recovery.cleanup_later(current, _describe(exc))
+        if self._throttled_only(current, exc):
+            self._journal.release(current, now=self._clock(), next_attempt_at=self._after_throttle(exc),
+                                  last_error=_describe(exc), refund_attempt=True)
+            logger.warning("rotation throttled; it comes back later", extra={
+                "outcome": "throttled", "retry_after": exc.retry_after,
+                "attempts": current.attempts - 1})
+            if cause is not None:
+                raise exc from cause
+            raise exc
         if current.attempts >= self._protocol.max_attempts:
             settled = self._recovery.settle(
                 current, f"gave up after {current.attempts} attempts (last error: {_describe(exc)})")
@@ -588,6 +603,17 @@ class RotationEngine:
         if cause is not None:
             raise exc from cause
         raise exc
+
+    def _throttled_only(self, current: RotationRecord, exc: TransientError) -> bool:
+        """Throttling is the service's load, not this rotation's failure: within Event Grid's
+        retry window (THROTTLE_PATIENCE since the rotation began) it costs no attempt."""
+        return isinstance(exc, Throttled) and self._clock() - current.created_at < THROTTLE_PATIENCE
+
+    def _after_throttle(self, exc: TransientError) -> datetime:
+        """The server's Retry-After, or the attempt back-off, spread by jitter (0.5x-1.5x) so
+        that a burst of throttled rotations does not come back all at once."""
+        base = max(exc.retry_after or 0.0, self._protocol.attempt_backoff_seconds, 1.0)
+        return self._clock() + timedelta(seconds=base * random.uniform(0.5, 1.5))  # noqa: S311
 
     def _after_permanent(self, current: RotationRecord, exc: PermanentError) -> RotationRecord:
         """Settle by the world; the error propagates only when the rotation closed failed."""

@@ -43,6 +43,15 @@ class TransientError(RotatorError):
         self.retry_after = retry_after
 
 
+class Throttled(TransientError):
+    """The service refused for load (HTTP 429), not for anything about this rotation.
+
+    A burst of near-expiry events scales the app out onto one vault, whose limits then refuse
+    some calls: those rotations back off with jitter and come back, and throttling alone never
+    uses up a rotation's attempts (:mod:`rotation.engine`).
+    """
+
+
 class ConcurrentRotation(RotatorError):
     """Another rotation of the same secret holds it; ``rotation_id`` names that one."""
 

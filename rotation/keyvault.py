@@ -31,6 +31,7 @@ from rotation.errors import (
     RotatorError,
     SecretNotFound,
     SecretNotRotatable,
+    Throttled,
     TransientError,
 )
 from rotation.ids import SecretName, VaultName, VersionId
@@ -228,6 +229,8 @@ def _translate(exc: Exception, what: str, vault: str) -> RotatorError:
     status = getattr(exc, "status_code", None) or 0
     code, inner = _error_codes(exc)
     detail = f"{what}: Key Vault {vault} answered {status} {code or ''}".rstrip()
+    if status == 429:
+        return Throttled(detail, retry_after=_retry_after(exc))
     if status in _TRANSIENT_STATUS or status >= 500:
         return TransientError(detail, retry_after=_retry_after(exc))
     if status == 403 and inner == "SecretDisabled":

@@ -368,10 +368,13 @@ class Journal(ABC):
         now: datetime,
         next_attempt_at: datetime | None,
         last_error: str | None,
+        refund_attempt: bool = False,
     ) -> RotationRecord:
         """Give up the lease after a transient failure; another worker (or the sweeper) may
         claim the rotation from ``next_attempt_at`` on (``None``: at once). ``last_error``
-        replaces the stored one when given. Raises :class:`LeaseLost` as :meth:`advance`."""
+        replaces the stored one when given; ``refund_attempt`` gives back the attempt the
+        claim counted (the service was throttled: the rotation itself did not fail). Raises
+        :class:`LeaseLost` as :meth:`advance`."""
         _aware(now, "now")
         if next_attempt_at is not None:
             _aware(next_attempt_at, "next_attempt_at")
@@ -379,10 +382,9 @@ class Journal(ABC):
         released = record.with_changes(
             lease_owner=None, lease_until=None, next_attempt_at=next_attempt_at, updated_at=now,
             last_error=_capped(last_error) if last_error is not None else record.last_error,
+            attempts=max(0, record.attempts - 1) if refund_attempt else record.attempts,
         )
         return self._save(record, released)
-
-    # -- reading -----------------------------------------------------------------------------
 
     # -- the sweeper's work queue --------------------------------------------------------------
 
@@ -432,6 +434,8 @@ class Journal(ABC):
         existing = self._get(partition_key(vault, secret), QUEUED_PREFIX + _token("queue key", key))
         error = existing.data.get("last_error") if existing is not None else None
         return str(error) if error else None
+
+    # -- reading -----------------------------------------------------------------------------
 
     def get(self, rotation_id: RotationId | str) -> RotationRecord | None:
         """The rotation with this id, from whichever secret's partition holds it."""

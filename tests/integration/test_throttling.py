@@ -1,0 +1,74 @@
+"""Throttling is the vault's load, not a rotation's failure: a rotation Key Vault keeps
+answering 429 comes back later (with jitter) as often as it takes, without using up its
+attempts, and finishes once the vault has room; any other transient failure still ends a
+rotation after ``ROTATOR_MAX_ATTEMPTS`` (3 in these tests).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.keyvault.secrets import SecretClient
+
+from tests.integration.conftest import App, SecretFactory
+from tests.support.postgres import PostgresServer
+from twins.keyvault import KeyVaultTwin
+
+ATTEMPTS = 3  # ROTATOR_MAX_ATTEMPTS in app_settings
+
+
+def latest(app: App, name: str) -> dict[str, Any]:
+    status, body = app.get(f"secrets/{name}/rotations", {"name": name})
+    assert status == 200
+    return dict(body["rotations"][0])
+
+
+def next_attempt(app: App, name: str) -> dict[str, Any]:
+    """Wait for the rotation's next attempt to be due, then sweep once; the record after."""
+    due = latest(app, name)["nextAttemptAt"]
+    if due:
+        time.sleep(max(0.0, (datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds()) + 1.05)
+    app.sweep()
+    return latest(app, name)
+
+
+def throttled_lines(app: App) -> int:
+    return sum("rotation throttled" in line for line in app.said.log_lines)
+
+
+def test_a_throttled_rotation_outlasts_its_attempts_and_finishes_when_the_vault_has_room(
+        app: App, db_secret: SecretFactory, twin: KeyVaultTwin, kv: SecretClient,
+        postgres: PostgresServer) -> None:
+    db = db_secret()
+    twin.inject_fault(status=429, count=10_000, method="PUT", path_contains=db.name)  # no Retry-After
+    status, body = app.post_rotate(db.name)
+    assert status == 503 and body["error"]["code"] == "Throttled"
+    for _ in range(ATTEMPTS + 1):
+        record = next_attempt(app, db.name)
+        assert record["status"] == "running", record
+    assert throttled_lines(app) >= ATTEMPTS + 2, "more throttled attempts than attempts allowed"
+    assert record["attempts"] <= 1 and "429" in record["lastError"]
+
+    twin.clear_faults()
+    record = next_attempt(app, db.name)
+    assert record["status"] == "succeeded", record
+    current = json.loads(kv.get_secret(db.name).value or "")
+    assert postgres.can_login(db.role, current["password"])
+
+
+def test_any_other_transient_failure_still_ends_a_rotation_after_its_attempts(
+        app: App, db_secret: SecretFactory, twin: KeyVaultTwin) -> None:
+    db = db_secret()
+    twin.inject_fault(status=503, count=10_000, method="PUT", path_contains=db.name)
+    status, _ = app.post_rotate(db.name)
+    assert status == 503
+    for _ in range(ATTEMPTS):
+        record = next_attempt(app, db.name)
+        if record["status"] != "running":
+            break
+    assert record["status"] == "failed", record
+    assert record["lastError"].startswith(f"gave up after {ATTEMPTS} attempts")
+    assert throttled_lines(app) == 0
