@@ -12,10 +12,15 @@ work, in the same process and run, and reports the ratio (machine speed cancels 
 - propagation matching (:mod:`bench.matching`): LISTing the ESO objects of 500 namespaces and
   10,000 ExternalSecrets from the Kubernetes twin through the official client, then
   :func:`rotation.propagation.matching.match` on them, against the LIST alone (goal: x1.2 at
-  most). It checks the verdicts it times.
+  most). It checks the verdicts it times;
+- cold start (:mod:`bench.cold_start`): a fresh interpreter importing ``function_app`` and
+  indexing its functions, against a bare app importing only ``azure.functions``,
+  ``azure.keyvault.secrets`` and ``azure.identity`` (goal: x1.3 at most), with cached bytecode;
+  and the same without any bytecode, as the deployed zip runs (for information).
 
 ``--quick`` runs the matching benchmark on a small cluster (25 namespaces, 400
-ExternalSecrets): the test suite uses it to prove every benchmark runs, never to time them.
+ExternalSecrets) and the cold start with a few interpreters: the test suite uses it to prove
+every benchmark runs, never to time them.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench import cold_start
 from bench.matching import CRD_NOTE, FULL, QUICK, bench_matching, crd_dir
 from rotation.events import parse_event
 from rotation.ids import RotationId, SecretName, VaultName, VersionId
@@ -138,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run",
                                      description="How much the rotator adds on top of what it cannot avoid.")
     parser.add_argument("--quick", action="store_true",
-                        help="matching on a small cluster: proves the benchmarks run")
+                        help="matching on a small cluster, few cold starts: proves the benchmarks run")
     args = parser.parse_args(argv)
     rows = []
     ours, base = bench_parsing()
@@ -153,6 +159,11 @@ def main(argv: list[str] | None = None) -> None:
         print(CRD_NOTE, file=sys.stderr)
     matching = bench_matching(**size, repeat=2 if args.quick else 5, crds=crds)
     rows.append((f"ESO matching, LIST + match vs LIST of {size['externals']} ES (goal x1.2)", matching.ratio))
+    cold = cold_start.bench_cold_start(**(cold_start.QUICK if args.quick else cold_start.FULL))
+    rows.append((f"cold start, import + index function_app vs bare app (goal x{cold_start.GOAL})",
+                 cold.cached.ratio))
+    if cold.source is not None:
+        rows.append(("cold start without bytecode (the deployed zip) vs bare app", cold.source.ratio))
     width = max(len(name) for name, _ in rows)
     for name, ratio in rows:
         print(f"{name:<{width}}  x{ratio:5.2f}")

@@ -56,8 +56,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rotation.binding import SECRET_NAME, quote_input
 from rotation.errors import InvalidRequest
 from rotation.secret_value import SecretValue
@@ -210,6 +208,8 @@ def read_dr_versions(text: str) -> tuple[datetime | None, list[DrListed]]:
     No key is needed and no value is decrypted. Also refuses a file in which any value is not
     sops ciphertext, so ``dr check`` catches a decrypted copy saved under the old name.
     """
+    import yaml  # on first use: only the CLI's dr commands read a DR file; rotations only check tags
+
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:

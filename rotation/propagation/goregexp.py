@@ -40,8 +40,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import re2
-
 MAX_HEIGHT = 1000  # Go's maxHeight: the tallest parse tree regexp.Compile accepts
 MAX_SIZE = (128 << 20) // 40  # Go's maxSize: its estimate of the compiled program, in instructions
 MAX_COUNT = 1000  # Go's and RE2's maxRepeat
@@ -169,15 +167,15 @@ def _re2_refusal(pattern: str, exc: Exception) -> tuple[str, bool]:
     return message, True
 
 
+@functools.cache
 def _options() -> object:
+    import re2  # on first use: only ESO's find regexps and namespaceRegexes need RE2
+
     options = re2.Options()
     options.max_mem = MAX_MEM
     options.log_errors = False  # a refused pattern is reported by the caller, not logged by C++
     options.never_capture = True  # only "does it match anywhere" is asked
     return options
-
-
-_OPTIONS = _options()
 
 
 @dataclass(frozen=True)
@@ -197,9 +195,11 @@ class GoRegexp:
 @functools.lru_cache(maxsize=64)
 def compile_go(pattern: str) -> GoRegexp:
     """Compile ``pattern`` as Go would; never raises."""
+    import re2  # on first use: only ESO's find regexps and namespaceRegexes need RE2
+
     go_pattern = _SURROGATE.sub("\ufffd", pattern)
     try:
-        compiled = re2.compile(go_pattern, _OPTIONS)
+        compiled = re2.compile(go_pattern, _options())
     except re2.error as exc:
         problem, go_rejects = _re2_refusal(go_pattern, exc)
         return GoRegexp(pattern, problem=problem, go_rejects=go_rejects)

@@ -341,8 +341,13 @@ def test_http_transient_failure_is_503_with_retry_after(
     twin.inject_fault(status=429, count=10, retry_after=7)
     status, body = app.post_rotate(secret.name)
     assert status == 503
-    assert body["error"]["code"] == "TransientError"
+    assert body["error"]["code"] == "Throttled"  # a TransientError: the vault's load, not ours
     assert app.last_headers["Retry-After"] == "7"
+    twin.clear_faults()
+    other = db_secret()
+    twin.inject_fault(status=503, count=10, retry_after=5)
+    status, body = app.post_rotate(other.name)
+    assert (status, body["error"]["code"], app.last_headers["Retry-After"]) == (503, "TransientError", "5")
 
 
 def test_missing_settings_are_a_clear_500(app: App, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,7 @@
 """The benchmarks still run (their numbers are read by people, never asserted here).
 
-``--quick`` shrinks the matching benchmark's cluster; its verdicts are checked in
-``test_bench_matching.py``.
+``--quick`` shrinks the matching benchmark's cluster and the cold start's runs; their own
+checks are in ``test_bench_matching.py`` and ``test_bench_cold_start.py``.
 """
 
 from __future__ import annotations
@@ -18,5 +18,5 @@ def test_bench_prints_a_ratio_for_each_benchmark() -> None:
     result = subprocess.run([sys.executable, "-m", "bench.run", "--quick"], cwd=ROOT, capture_output=True,
                             text=True, timeout=300, check=True)
     ratios = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(ratios) == 4
+    assert len(ratios) == 6
     assert all(isinstance(value, float) and value > 0 for value in ratios.values())
