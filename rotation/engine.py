@@ -581,7 +581,7 @@ class RotationEngine:
         if current.done("promoted"):
             return self._recovery.cleanup_later(current, _describe(exc))
         if self._throttled_only(current, exc):
-            self._journal.release(current, now=self._clock(), next_attempt_at=self._after_throttle(exc),
+            self._journal.release(current, now=self._clock(), next_attempt_at=self._after_throttle(current),
                                   last_error=_describe(exc), refund_attempt=True)
             logger.warning("rotation throttled; it comes back later", extra={
                 "outcome": "throttled", "retry_after": exc.retry_after,
@@ -609,11 +609,12 @@ class RotationEngine:
         retry window (THROTTLE_PATIENCE since the rotation began) it costs no attempt."""
         return isinstance(exc, Throttled) and self._clock() - current.created_at < THROTTLE_PATIENCE
 
-    def _after_throttle(self, exc: TransientError) -> datetime:
-        """The server's Retry-After, or the attempt back-off, spread by jitter (0.5x-1.5x) so
-        that a burst of throttled rotations does not come back all at once."""
-        base = max(exc.retry_after or 0.0, self._protocol.attempt_backoff_seconds, 1.0)
-        return self._clock() + timedelta(seconds=base * random.uniform(0.5, 1.5))  # noqa: S311
+    def _after_throttle(self, current: RotationRecord) -> datetime:
+        """The attempt back-off (the server's Retry-After was already waited out within the
+        attempt, by the client's retries), spread by 0.5x-1.5x jitter so that a burst of
+        throttled rotations does not come back all at once."""
+        wait = (self._recovery.backoff(current) - self._clock()).total_seconds()
+        return self._clock() + timedelta(seconds=wait * random.uniform(0.5, 1.5))  # noqa: S311
 
     def _after_permanent(self, current: RotationRecord, exc: PermanentError) -> RotationRecord:
         """Settle by the world; the error propagates only when the rotation closed failed."""

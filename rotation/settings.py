@@ -338,7 +338,7 @@ def _queue(env: Mapping[str, str], problems: list[str]) -> QueueSettings | None:
 
     connection = setting(STORAGE)
     if connection:
-        return QueueSettings(name, connection=connection)
+        return QueueSettings(name, connection=connection) if _has_queue_service(connection) else None
     uri, account = setting(STORAGE_QUEUE_URI), setting(STORAGE_ACCOUNT_NAME)
     if not uri and not (account and _STORAGE_ACCOUNT.fullmatch(account)):
         return None
@@ -350,6 +350,17 @@ def _queue(env: Mapping[str, str], problems: list[str]) -> QueueSettings | None:
         problems.extend(found)
         return None
     return QueueSettings(name, endpoint=endpoint, client_id=client_id, resource_id=resource_id)
+
+
+def _has_queue_service(connection: str) -> bool:
+    """Whether a storage connection string reaches a queue service: Azurite's shorthand and an
+    account's string (its endpoints derived from the account) do; one that names only other
+    services' endpoints (``TableEndpoint=...``) does not."""
+    parts = {key.strip().lower(): value.strip() for key, _, value in
+             (item.partition("=") for item in connection.split(";") if "=" in item)}
+    if parts.get("usedevelopmentstorage", "").lower() == "true" or "queueendpoint" in parts:
+        return True
+    return not any(key.endswith("endpoint") for key in parts)
 
 
 def _storage_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, str]:

@@ -39,6 +39,8 @@ FUNCTIONS = {
     "rotation": ("httpTrigger", "rotations/{id}"),
     "sweeper": ("timerTrigger", None),
     "credential_health": ("timerTrigger", None),
+    "queued_work": ("queueTrigger", None),
+    "poisoned_work": ("queueTrigger", None),
 }
 NEVER_SHIPPED = ("twins/", "demo/", "tests/", "docs/", "bench/", "infra/", "scripts/", ".ci/",
                  "rotation/cli/", "Makefile", "README.md", "local.settings", "pyproject.toml",
@@ -206,7 +208,8 @@ def test_every_module_the_app_loads_at_run_time_imports_from_the_package(
     assert set(probed["lazy"]) >= {
         "rotation.targets.postgres", "rotation.targets.mysql", "rotation.targets.jenkins",
         "rotation.targets.netbox", "rotation.journal.tables", "rotation.journal.sqlite",
-        "rotation.propagation.cluster", "rotation.publishing", "azure.monitor.opentelemetry"}
+        "rotation.propagation.cluster", "rotation.publishing", "azure.storage.queue",
+        "azure.monitor.opentelemetry"}
     assert {name: error for name, error in probed["compiled"].items() if error} == {}
     assert probed["psycopg_impl"] == "binary"
     detectors = probed["entry_points"]["opentelemetry_resource_detector"]

@@ -30,6 +30,7 @@ LAZY_MODULES = (
     "rotation.journal.sqlite",
     "rotation.propagation.cluster",
     "rotation.publishing",
+    "azure.storage.queue",
     "azure.monitor.opentelemetry",
     "azure.monitor.opentelemetry.exporter",
     "opentelemetry.sdk.resources",
