@@ -208,3 +208,14 @@ def test_the_queue_setting_is_checked(app_settings: dict[str, str]) -> None:
     assert Settings.from_env({**env, "ROTATOR_QUEUE": "rotations"}).queue is not None
     local = {k: v for k, v in env.items() if k not in ("AzureWebJobsStorage", "ROTATOR_QUEUE")}
     assert Settings.from_env(local).queue is None
+    account = ("DefaultEndpointsProtocol=https;AccountName=stprod;AccountKey=a2V5;"
+               "EndpointSuffix=core.windows.net")
+    table_only = ("DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=a2V5;"
+                  "TableEndpoint=http://127.0.0.1:1/dev;")
+    for connection, fans_out in ((account, True), (table_only, False),
+                                 (table_only + "QueueEndpoint=http://127.0.0.1:2/dev;", True)):
+        queue = Settings.from_env({**local, "AzureWebJobsStorage": connection}).queue
+        assert (queue is not None) is fans_out, connection
+    by_identity = Settings.from_env({**local, "AzureWebJobsStorage__accountName": "stprod"}).queue
+    assert by_identity is not None and by_identity.endpoint == "https://stprod.queue.core.windows.net"
+    assert "a2V5" not in repr(Settings.from_env({**local, "AzureWebJobsStorage": account}))
