@@ -27,9 +27,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## bench: ratios of the rotator's work against baselines measured in the same run
+## bench: ratios of the rotator's work against baselines measured in the same run (also in bench/results.json)
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --json bench/results.json
 
 ## package: dist/akv-rotator.zip, the zip Azure runs: the app and .python_packages for CPython 3.11 on Linux x86-64
 package: $(STAMP)

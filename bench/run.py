@@ -16,11 +16,19 @@ work, in the same process and run, and reports the ratio (machine speed cancels 
 - cold start (:mod:`bench.cold_start`): a fresh interpreter importing ``function_app`` and
   indexing its functions, against a bare app importing only ``azure.functions``,
   ``azure.keyvault.secrets`` and ``azure.identity`` (goal: x1.3 at most), with cached bytecode;
-  and the same without any bytecode, as the deployed zip runs (for information).
+  and the same without any bytecode, as the deployed zip runs (for information);
+- one rotation (:mod:`bench.rotation_cost`): a PostgreSQL rotation through ``function_app``
+  against a script making only the necessary calls (goal: x1.15 at most);
+- the sweep (:mod:`bench.sweep`): ``function_app.sweeper`` fanning out on Azurite's queue over
+  10,000 secrets, against paging through them (goal: x1.2 at most);
+- a burst (:mod:`bench.burst`): 1,000 near-expiry events through worker processes against Key
+  Vault's service limits; its row is the throughput as a fraction of what the create quota
+  allows (goal: 0.8 at least), and it checks every rotation and reports memory per worker.
 
 ``--quick`` runs the matching benchmark on a small cluster (25 namespaces, 400
-ExternalSecrets) and the cold start with a few interpreters: the test suite uses it to prove
-every benchmark runs, never to time them.
+ExternalSecrets), the cold start with a few interpreters and the last three at tiny sizes: the
+test suite uses it to prove every benchmark runs, never to time them. ``--json PATH`` also
+writes every ratio, and the last three benchmarks' full reports, to ``PATH``.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench import cold_start
+from bench import burst, cold_start, rotation_cost, sweep
 from bench.matching import CRD_NOTE, FULL, QUICK, bench_matching, crd_dir
 from rotation.events import parse_event
 from rotation.ids import RotationId, SecretName, VaultName, VersionId
@@ -144,7 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run",
                                      description="How much the rotator adds on top of what it cannot avoid.")
     parser.add_argument("--quick", action="store_true",
-                        help="matching on a small cluster, few cold starts: proves the benchmarks run")
+                        help="matching on a small cluster, few cold starts, tiny bursts and sweeps: "
+                             "proves the benchmarks run")
+    parser.add_argument("--json", type=Path, help="also write the ratios and full reports here")
     args = parser.parse_args(argv)
     rows = []
     ours, base = bench_parsing()
@@ -164,10 +174,25 @@ def main(argv: list[str] | None = None) -> None:
                  cold.cached.ratio))
     if cold.source is not None:
         rows.append(("cold start without bytecode (the deployed zip) vs bare app", cold.source.ratio))
+    cost = rotation_cost.bench_rotation_cost(**(rotation_cost.QUICK if args.quick else rotation_cost.FULL))
+    rows.append((f"one PostgreSQL rotation vs the necessary calls (goal x{rotation_cost.GOAL})", cost.ratio))
+    swept = sweep.bench_sweep(**(sweep.QUICK if args.quick else sweep.FULL))
+    rows.append((f"sweep of {swept.secrets} secrets vs listing them (goal x{sweep.GOAL})", swept.ratio))
+    burst_size = burst.QUICK if args.quick else burst.FULL
+    burst_result = burst.bench_burst(**burst_size)
+    rows.append((f"burst, rotations/s vs the create quota's ceiling (goal >= x{burst.THROUGHPUT_GOAL})",
+                 burst_result.fraction))
+    for line in [*rotation_cost.describe(cost), *sweep.describe(swept), *burst.describe(burst_result)]:
+        print(line)
     width = max(len(name) for name, _ in rows)
     for name, ratio in rows:
         print(f"{name:<{width}}  x{ratio:5.2f}")
-    print(json.dumps({name: round(ratio, 3) for name, ratio in rows}))
+    ratios = {name: round(ratio, 3) for name, ratio in rows}
+    if args.json:
+        args.json.write_text(json.dumps({"ratios": ratios, "rotation_cost": cost.to_json(),
+                                         "sweep": swept.to_json(), "burst": burst_result.to_json()},
+                                        indent=2) + "\n")
+    print(json.dumps(ratios))
 
 
 if __name__ == "__main__":
