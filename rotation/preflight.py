@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from rotation.binding import TAG_ROTATION_ID, is_own_write, read_binding, read_credential
+from rotation.binding import TAG_ROTATION_ID, is_opted_in, is_own_write, read_binding, read_credential
 from rotation.catalogue import KINDS, BoundSecret
 from rotation.errors import RotatorError, SecretNotFound
 from rotation.journal.base import Journal
 from rotation.keyvault import KeyVaultSecrets, SecretVersion
+from rotation.pending import is_pending_companion
 from rotation.propagation.api import ClusterApi
 from rotation.propagation.preview import ClusterPreview, preview
 from rotation.secret_value import Credential
@@ -126,9 +127,6 @@ class Preflight:
     def due(self, vault: str, days: float) -> list[str]:
         """Opted-in secrets of ``vault`` whose current version expires within ``days`` (or
         never): those a sweep would rotate in that window."""
-        from rotation.binding import is_opted_in
-        from rotation.pending import is_pending_companion
-
         horizon = self._clock() + timedelta(days=days)
         return sorted(s.name for s in self._vaults(vault).list_secrets()
                       if s.enabled and is_opted_in(s.tags) and not is_pending_companion(s.name)

@@ -74,13 +74,14 @@ def check(file: Path, vault: str | None, output: str) -> int:
     backend = state().local("dr check")
     current: dict[tuple[str, str], str | None] = {}
     tagged: list[tuple[str, str]] = []
+    in_file = {(item.vault.lower(), item.name.lower()) for item in listed}
     for name in backend.vault_names(vault):
         kv = backend.keyvault(name)
         for summary in kv.list_secrets():
             key = (name, summary.name.lower())
             if wants_dr(summary.tags) and summary.enabled:
                 tagged.append(key)
-            if any((item.vault.lower(), item.name.lower()) == key for item in listed):
+            if key in in_file:
                 current[key] = _current_version(kv, summary.name) if summary.enabled else None
     scope = set(backend.vault_names(vault))
     stale = stale_entries([item for item in listed if item.vault.lower() in scope], current, tagged)
