@@ -99,6 +99,9 @@ logger = logging.getLogger(__name__)
 #: default retry window (24 hours; the subscription's event_time_to_live), after which the
 #: event is gone and only the sweeper would come back.
 THROTTLE_PATIENCE = timedelta(hours=24)
+#: A throttled rotation is due again after this (x0.5-1.5 jitter: at most 7.5 s), before Event
+#: Grid's first redelivery (10 s) finds it; see RotationEngine._after_throttle.
+THROTTLE_BACKOFF_SECONDS = 5.0
 Clock = Callable[[], datetime]
 TargetFactory = Callable[[TargetContext], Target]
 Changes = dict[str, object]  # what a step's effect asks the journal to record
@@ -581,7 +584,8 @@ class RotationEngine:
         if current.done("promoted"):
             return self._recovery.cleanup_later(current, _describe(exc))
         if self._throttled_only(current, exc):
-            self._journal.release(current, now=self._clock(), next_attempt_at=self._after_throttle(current),
+            self._journal.release(current, now=self._clock(),
+                                  next_attempt_at=self._after_throttle(current, exc),
                                   last_error=_describe(exc), refund_attempt=True)
             logger.warning("rotation throttled; it comes back later", extra={
                 "outcome": "throttled", "retry_after": exc.retry_after,
@@ -609,12 +613,21 @@ class RotationEngine:
         retry window (THROTTLE_PATIENCE since the rotation began) it costs no attempt."""
         return isinstance(exc, Throttled) and self._clock() - current.created_at < THROTTLE_PATIENCE
 
-    def _after_throttle(self, current: RotationRecord) -> datetime:
-        """The attempt back-off (the server's Retry-After was already waited out within the
-        attempt, by the client's retries), spread by 0.5x-1.5x jitter so that a burst of
-        throttled rotations does not come back all at once."""
-        wait = (self._recovery.backoff(current) - self._clock()).total_seconds()
-        return self._clock() + timedelta(seconds=wait * random.uniform(0.5, 1.5))  # noqa: S311
+    def _after_throttle(self, current: RotationRecord, exc: TransientError) -> datetime:
+        """Soon, not after the attempt back-off: throttling says the vault is busy now, not
+        that this rotation is broken, and Event Grid redelivers a failed event after 10 s, then
+        30 s, 1 min, 5 min... A rotation released for the 60 s attempt back-off makes those
+        redeliveries find it not yet due, and one straggler holds a whole burst back by minutes
+        (bench/burst.py measured it). So a throttled rotation is due again after
+        THROTTLE_BACKOFF_SECONDS (never more than the attempt back-off) spread by 0.5-1.5x
+        jitter, under Event Grid's first retry, or after the server's last ``Retry-After``
+        (spread by 1-1.5x) when that is longer. Consecutive throttles are spaced by the
+        redelivery schedule itself (or the queue message's visibility timeout, or the sweep).
+        """
+        base = min(THROTTLE_BACKOFF_SECONDS, self._protocol.attempt_backoff_seconds)
+        wait = max(base * random.uniform(0.5, 1.5),  # noqa: S311 - jitter, not a secret
+                   (exc.retry_after or 0.0) * random.uniform(1.0, 1.5))  # noqa: S311
+        return self._clock() + timedelta(seconds=wait)
 
     def _after_permanent(self, current: RotationRecord, exc: PermanentError) -> RotationRecord:
         """Settle by the world; the error propagates only when the rotation closed failed."""

@@ -11,8 +11,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from azure.keyvault.secrets import SecretClient
 
+from handlers.services import get_services, reset_services
 from tests.integration.conftest import App, SecretFactory
 from tests.support.postgres import PostgresServer
 from twins.keyvault import KeyVaultTwin
@@ -72,3 +74,35 @@ def test_any_other_transient_failure_still_ends_a_rotation_after_its_attempts(
     assert record["status"] == "failed", record
     assert record["lastError"].startswith(f"gave up after {ATTEMPTS} attempts")
     assert throttled_lines(app) == 0
+
+
+def _released_wait(name: str, throttled_at: datetime) -> float:
+    """Seconds from the throttled release to the rotation's next attempt, from the journal."""
+    journal = get_services().journal
+    record = next(r for r in journal.unfinished() if r.secret == name)
+    assert record.next_attempt_at is not None
+    return (record.next_attempt_at - throttled_at).total_seconds()
+
+
+@pytest.mark.parametrize("retry_after", [None, 12])
+def test_a_throttled_rotation_is_due_again_before_event_grids_first_redelivery(
+        app: App, db_secret: SecretFactory, twin: KeyVaultTwin, monkeypatch: pytest.MonkeyPatch,
+        retry_after: int | None) -> None:
+    """Not after the 60 s attempt back-off (Event Grid redelivers after 10 s, then 30 s,
+    1 min...): after 2.5-7.5 s, or after the server's Retry-After spread by 1-1.5x."""
+    monkeypatch.setenv("ROTATOR_ATTEMPT_BACKOFF_SECONDS", "60")
+    monkeypatch.setenv("ROTATOR_RETRY_MAX_SECONDS", "0.05")  # the client's own waits stay short
+    reset_services()
+    waits = []
+    for _ in range(4):
+        db = db_secret()
+        twin.inject_fault(status=429, count=10_000, method="PUT", path_contains=db.name,
+                          retry_after=retry_after)
+        status, body = app.post_rotate(db.name)
+        released = datetime.now(UTC)
+        assert status == 503 and body["error"]["code"] == "Throttled"
+        waits.append(_released_wait(db.name, released))
+        twin.clear_faults()
+    low, high = (2.5, 7.5) if retry_after is None else (retry_after, retry_after * 1.5)
+    assert all(low - 0.5 <= wait <= high for wait in waits), waits
+    assert len({round(wait, 3) for wait in waits}) > 1, f"no jitter: {waits}"
