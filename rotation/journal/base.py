@@ -11,6 +11,11 @@ one atomic transaction within it::
     claim-{from_version}   {"rotation_id": id}  the idempotency key: one rotation per version
     claim-propagate-{version}  the same for a propagation-only record (purpose "propagation")
     rot-{rotation_id}      the RotationRecord
+    queued-{key}           {"queued_at": iso}   the sweeper put work ``key`` on the queue
+
+One row lives outside any secret's partition: ``{vault}|`` (no secret name can be empty)
+holds ``sweep-companions`` {"checked_from": iso}, when the last sweep that looked at every
+companion secret of the vault needing a look began (:meth:`Journal.companions_checked`).
 
 Invariants: a claim row and its rotation row are written together; every unfinished rotation
 is named by its partition's head (``begin`` sets it, ``close`` clears it in the same
@@ -32,6 +37,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from rotation.errors import InvalidRequest
 from rotation.ids import RotationId, SecretName, VaultName, VersionId
@@ -56,6 +62,7 @@ HEAD = "head"
 CLAIM_PREFIX = "claim-"
 ROTATION_PREFIX = "rot-"
 QUEUED_PREFIX = "queued-"
+COMPANIONS_CHECKED = "sweep-companions"
 
 #: ``last_error`` is cut to this many characters (with a marker) before it is stored.
 MAX_ERROR_CHARS = 8_000
@@ -107,6 +114,14 @@ class Replace:
 Operation = Insert | Replace
 
 
+class QueueMark(NamedTuple):
+    """Work ``key`` of one secret, as :meth:`Journal.mark_queued_many` marks it queued."""
+
+    vault: str
+    secret: str
+    key: str
+
+
 class StorageConflict(Exception):
     """Raised by ``_transact`` when an Insert's row exists or a Replace's etag no longer matches
     (or its row is gone). Nothing was written. Never leaves the journal."""
@@ -140,10 +155,18 @@ BeginOutcome = Begun | Duplicate | Busy
 
 def partition_key(vault: str, secret: str) -> str:
     """The partition of one secret's rows. Key Vault names are case-insensitive."""
-    for what, name in (("vault", vault), ("secret", secret)):
-        if not _NAME.fullmatch(name):
-            raise InvalidRequest(f"{what} name {name!r} is not 1-127 characters of [0-9a-zA-Z-]")
-    return f"{vault.lower()}|{secret.lower()}"
+    return f"{_name('vault', vault)}|{_name('secret', secret)}"
+
+
+def _vault_partition(vault: str) -> str:
+    """The partition of a vault's own rows: ``{vault}|``, which no secret's partition is."""
+    return f"{_name('vault', vault)}|"
+
+
+def _name(what: str, name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise InvalidRequest(f"{what} name {name!r} is not 1-127 characters of [0-9a-zA-Z-]")
+    return name.lower()
 
 
 def _token(what: str, value: str) -> str:
@@ -183,6 +206,21 @@ class Journal(ABC):
     @abstractmethod
     def _query(self, partition: str | None, row_prefix: str) -> list[StoredRow]:
         """Rows whose key starts with ``row_prefix``, in one partition or (``None``) all."""
+
+    def _insert_each(self, rows: Sequence[tuple[str, str, RowData]]) -> list[bool]:
+        """Insert each (partition, row, data) on its own, as if by one ``_transact`` each: a row
+        that exists is left as it is and does not stop the others. Answers which were inserted.
+        A backend that can do this in one round trip (SQLite: one transaction, one fsync)
+        overrides it; Azure Tables cannot (an entity group transaction spans one partition and
+        fails whole when one entity exists), so it keeps this one insert per row."""
+        inserted = []
+        for partition, row, data in rows:
+            try:
+                self._transact(partition, [Insert(row, data)])
+                inserted.append(True)
+            except StorageConflict:
+                inserted.append(False)
+        return inserted
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing
         """Release connections the backend holds. The journal must not be used afterwards."""
@@ -394,15 +432,27 @@ class Journal(ABC):
         of any number of concurrent callers, False while an earlier note is younger than
         ``ttl`` (so two sweeps never enqueue the same work twice, and work whose message was
         lost is enqueued again once ``ttl`` has passed)."""
+        return self.mark_queued_many([QueueMark(vault, secret, key)], now=now, ttl=ttl)[0]
+
+    def mark_queued_many(self, marks: Sequence[QueueMark], *, now: datetime,
+                         ttl: timedelta) -> list[bool]:
+        """:meth:`mark_queued` for each of ``marks``, answered in order, with the same promise
+        per mark; the new marks are written in one round trip where the backend can
+        (:meth:`_insert_each`), which is what makes a sweep with hundreds of due secrets cheap.
+        Raises JournalUnavailable, with no promise about which marks were written (a mark
+        written and not sent is sent again once ``ttl`` has passed)."""
         _aware(now, "now")
-        partition = partition_key(vault, secret)
-        row = QUEUED_PREFIX + _token("queue key", key)
         data: RowData = {"queued_at": now.isoformat()}
-        try:
-            self._transact(partition, [Insert(row, data)])
-            return True
-        except StorageConflict:
-            pass
+        rows = [(partition_key(m.vault, m.secret), QUEUED_PREFIX + _token("queue key", m.key))
+                for m in marks]
+        inserted = self._insert_each([(partition, row, data) for partition, row in rows])
+        return [new or self._renew_mark(partition, row, data, now=now, ttl=ttl)
+                for (partition, row), new in zip(rows, inserted, strict=True)]
+
+    def _renew_mark(self, partition: str, row: str, data: RowData, *, now: datetime,
+                    ttl: timedelta) -> bool:
+        """The mark exists: take it over if it is at least ``ttl`` old (its message may be
+        lost); False when it is younger, or another sweep renewed it first."""
         existing = self._get(partition, row)
         if existing is None:
             return False  # removed under us: the next sweep tries again
@@ -434,6 +484,33 @@ class Journal(ABC):
         existing = self._get(partition_key(vault, secret), QUEUED_PREFIX + _token("queue key", key))
         error = existing.data.get("last_error") if existing is not None else None
         return str(error) if error else None
+
+    # -- the sweeper's look at companion secrets ------------------------------------------------
+
+    def companions_checked(self, vault: VaultName | str) -> datetime | None:
+        """When the last sweep that looked at every companion secret of ``vault`` needing a
+        look began (:meth:`note_companions_checked`); None before the first."""
+        existing = self._get(_vault_partition(vault), COMPANIONS_CHECKED)
+        if existing is None:
+            return None
+        return datetime.fromisoformat(str(existing.data.get("checked_from")))
+
+    def note_companions_checked(self, vault: VaultName | str, began: datetime) -> None:
+        """A sweep that began at ``began`` looked at every companion of ``vault`` needing a look.
+
+        One write per sweep. Concurrent sweeps may overwrite each other's note in any order:
+        each note is true on its own (everything changed before it was looked at), so the last
+        one written is as good as any; a lost race keeps the other sweep's note."""
+        _aware(began, "began")
+        partition = _vault_partition(vault)
+        data: RowData = {"checked_from": began.isoformat()}
+        existing = self._get(partition, COMPANIONS_CHECKED)
+        op: Operation = (Insert(COMPANIONS_CHECKED, data) if existing is None
+                         else Replace(COMPANIONS_CHECKED, data, existing.etag))
+        try:
+            self._transact(partition, [op])
+        except StorageConflict:
+            pass  # another sweep's note landed first; it is as true as ours
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -580,6 +657,7 @@ __all__ = [  # the errors too, so callers may import everything from here
     "LeaseLost",
     "NotYetDue",
     "Operation",
+    "QueueMark",
     "Replace",
     "RotationFinished",
     "RotationNotFound",

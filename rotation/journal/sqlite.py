@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rotation.journal.base import Insert, Journal, Operation, StorageConflict, StoredRow
+from rotation.journal.codec import RowData
 from rotation.journal.errors import JournalUnavailable
 
 _SCHEMA = """
@@ -30,6 +31,10 @@ CREATE TABLE IF NOT EXISTS journal (
     PRIMARY KEY (partition, row)
 ) WITHOUT ROWID
 """
+
+#: Insert a row unless it exists; answers its etag (1) when it was inserted, nothing when not.
+_INSERT = ("INSERT INTO journal (partition, row, data, etag) VALUES (?, ?, ?, 1) "
+           "ON CONFLICT DO NOTHING RETURNING etag")
 
 
 class SqliteJournal(Journal):
@@ -53,30 +58,28 @@ class SqliteJournal(Journal):
 
     def _transact(self, partition: str, ops: Sequence[Operation]) -> dict[str, str]:
         etags: dict[str, str] = {}
-        with self._connection() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for op in ops:
-                    data = json.dumps(op.data, separators=(",", ":"))
-                    if isinstance(op, Insert):
-                        found = conn.execute(
-                            "INSERT INTO journal (partition, row, data, etag) VALUES (?, ?, ?, 1) "
-                            "ON CONFLICT DO NOTHING RETURNING etag", (partition, op.row, data),
-                        ).fetchone()
-                    else:
-                        found = conn.execute(
-                            "UPDATE journal SET data = ?, etag = etag + 1 "
-                            "WHERE partition = ? AND row = ? AND etag = ? RETURNING etag",
-                            (data, partition, op.row, _int_etag(op.etag)),
-                        ).fetchone()
-                    if found is None:
-                        raise StorageConflict(f"{partition}/{op.row} exists or changed")
-                    etags[op.row] = str(found[0])
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._transaction() as conn:
+            for op in ops:
+                data = _json(op.data)
+                if isinstance(op, Insert):
+                    found = conn.execute(_INSERT, (partition, op.row, data)).fetchone()
+                else:
+                    found = conn.execute(
+                        "UPDATE journal SET data = ?, etag = etag + 1 "
+                        "WHERE partition = ? AND row = ? AND etag = ? RETURNING etag",
+                        (data, partition, op.row, _int_etag(op.etag)),
+                    ).fetchone()
+                if found is None:
+                    raise StorageConflict(f"{partition}/{op.row} exists or changed")
+                etags[op.row] = str(found[0])
         return etags
+
+    def _insert_each(self, rows: Sequence[tuple[str, str, RowData]]) -> list[bool]:
+        """Every insert in one transaction (one fsync rather than one per row); a row that
+        exists is skipped (``ON CONFLICT DO NOTHING``) and answered False."""
+        with self._transaction() as conn:
+            return [conn.execute(_INSERT, (partition, row, _json(data))).fetchone() is not None
+                    for partition, row, data in rows]
 
     def _query(self, partition: str | None, row_prefix: str) -> list[StoredRow]:
         upper = row_prefix[:-1] + chr(ord(row_prefix[-1]) + 1)
@@ -88,6 +91,19 @@ class SqliteJournal(Journal):
         with self._connection() as conn:
             found = conn.execute(sql + " ORDER BY partition, row", params).fetchall()
         return [StoredRow(p, r, json.loads(d), str(e)) for p, r, d, e in found]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A connection inside ``BEGIN IMMEDIATE``: committed when the body returns, rolled
+        back when it raises."""
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -130,6 +146,10 @@ class SqliteJournal(Journal):
                     conn.close()
                 time.sleep(0.05)
             self._ready = True
+
+
+def _json(data: RowData) -> str:
+    return json.dumps(data, separators=(",", ":"))
 
 
 def _int_etag(etag: str) -> int:

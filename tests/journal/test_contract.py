@@ -28,7 +28,7 @@ from rotation.journal import (
     StepTiming,
     codec,
 )
-from rotation.journal.base import MAX_ERROR_CHARS
+from rotation.journal.base import MAX_ERROR_CHARS, QueueMark
 from rotation.propagation import progress
 from tests.journal.conftest import JournalFactory
 from tests.journal.records import (
@@ -607,3 +607,56 @@ def test_concurrent_marks_of_one_piece_of_work_let_exactly_one_through(
     renewed = _all_at_once(8, lambda i: journals[i].mark_queued(VAULT, SECRET, "rotate-7", now=stale,
                                                                 ttl=TTL))
     assert renewed.count(True) == 1, renewed
+
+
+def test_many_marks_answer_in_order_as_one_mark_each_would(journal: Journal) -> None:
+    assert journal.mark_queued(VAULT, SECRET, "rotate-1", now=NOW, ttl=TTL)
+    assert journal.mark_queued(VAULT, SECRET, "rotate-2", now=NOW - TTL, ttl=TTL)
+    marks = [QueueMark(VAULT, SECRET, "rotate-1"),      # young: not again
+             QueueMark(VAULT, SECRET, "rotate-2"),      # as old as the ttl: queued again
+             QueueMark(VAULT, SECRET, "rotate-3"),      # new
+             QueueMark(VAULT, "other-db", "rotate-1"),  # the same key of another secret
+             QueueMark(VAULT, "OTHER-DB", "rotate-1")]  # the same work again, in one call
+    assert journal.mark_queued_many(marks, now=NOW, ttl=TTL) == [False, True, True, True, False]
+    assert journal.mark_queued_many(marks, now=NOW, ttl=TTL) == [False] * 5
+    assert journal.mark_queued_many([], now=NOW, ttl=TTL) == []
+    assert journal.unfinished() == [] and journal.for_secret(VAULT, "other-db") == []
+
+
+def test_many_marks_with_one_bad_key_write_nothing(journal: Journal) -> None:
+    with pytest.raises(InvalidRequest):
+        journal.mark_queued_many([QueueMark(VAULT, SECRET, "rotate-1"),
+                                  QueueMark(VAULT, SECRET, "bad key!")], now=NOW, ttl=TTL)
+    assert journal.mark_queued(VAULT, SECRET, "rotate-1", now=NOW, ttl=TTL)
+
+
+def test_concurrent_sweeps_marking_many_let_each_piece_of_work_through_once(
+    journal_factory: JournalFactory,
+) -> None:
+    journals = [journal_factory() for _ in range(4)]
+    marks = [QueueMark(VAULT, f"app-{n}", f"rotate-{n}") for n in range(40)]
+
+    def sweep(i: int) -> list[bool]:
+        ordered = marks if i % 2 == 0 else marks[::-1]  # overlapping in both directions
+        answered = journals[i].mark_queued_many(ordered, now=NOW, ttl=TTL)
+        return answered if i % 2 == 0 else answered[::-1]
+
+    answers = _all_at_once(4, sweep)
+    assert all(isinstance(a, list) for a in answers), answers
+    assert [sum(a[n] for a in answers) for n in range(len(marks))] == [1] * len(marks)
+
+
+def test_the_companion_check_note_is_per_vault_and_kept_apart_from_secrets(
+    journal: Journal,
+) -> None:
+    assert journal.companions_checked(VAULT) is None
+    journal.note_companions_checked(VAULT, NOW)
+    assert journal.companions_checked(VAULT.upper()) == NOW
+    journal.note_companions_checked(VAULT, NOW - TTL)  # a slower concurrent sweep: it is true too
+    assert journal.companions_checked(VAULT) == NOW - TTL
+    assert journal.companions_checked("kv-other") is None
+    assert journal.unfinished() == [] and journal.get(new_id()) is None
+    with pytest.raises(ValueError, match="timezone-aware"):
+        journal.note_companions_checked(VAULT, NOW.replace(tzinfo=None))
+    with pytest.raises(InvalidRequest):
+        journal.companions_checked("kv_bad")
