@@ -69,6 +69,7 @@ class SecretSummary:
     expires_on: datetime | None
     content_type: str | None
     created_on: datetime | None = None  # when the latest version was written (tag edits aside)
+    updated_on: datetime | None = None  # when the latest version last changed (written, or edited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +191,8 @@ class KeyVaultSecrets:
     def _summary(item: Any) -> SecretSummary:
         return SecretSummary(name=SecretName(item.name or ""), tags=dict(item.tags or {}),
                              enabled=bool(item.enabled), expires_on=item.expires_on,
-                             content_type=item.content_type, created_on=item.created_on)
+                             content_type=item.content_type, created_on=item.created_on,
+                             updated_on=item.updated_on)
 
     def _call(self, action: Callable[[], T], what: str) -> T:
         def attempt() -> T:

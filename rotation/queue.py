@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -90,12 +91,17 @@ class WorkItem:
 
 
 class WorkQueue:
-    """Sends work items to the configured queue; the client is built on first use."""
+    """Sends work items to the configured queue; the client is built on first use.
+
+    Thread-safe: the sweeper sends from a few threads at once. azure-storage-queue's
+    ``QueueClient`` may be shared by threads (its pipeline and connection pool are), so one
+    client is built, under a lock, and used by all."""
 
     def __init__(self, settings: QueueSettings, *, timeout_seconds: float) -> None:
         self.settings = settings
         self._timeout = timeout_seconds
         self._client: Any = None
+        self._client_lock = threading.Lock()
 
     def send(self, item: WorkItem) -> None:
         """Enqueue one item; TransientError when the queue cannot take it now."""
@@ -113,25 +119,28 @@ class WorkQueue:
                                  f"{type(exc).__name__}") from None
 
     def _queue(self) -> Any:
-        if self._client is None:
-            from azure.storage.queue import (
-                BinaryBase64DecodePolicy,
-                QueueClient,
-                TextBase64EncodePolicy,
-            )
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._new_client()
+            return self._client
 
-            # The host's queue trigger reads base64 by default; so the messages are written so.
-            codec: dict[str, Any] = {"message_encode_policy": TextBase64EncodePolicy(),
-                                     "message_decode_policy": BinaryBase64DecodePolicy(),
-                                     "retry_total": 0}
-            if self.settings.connection:
-                self._client = QueueClient.from_connection_string(
-                    self.settings.connection, self.settings.name, **codec)
-            else:
-                from rotation.identity import storage_credential
+    def _new_client(self) -> Any:
+        from azure.storage.queue import (
+            BinaryBase64DecodePolicy,
+            QueueClient,
+            TextBase64EncodePolicy,
+        )
 
-                self._client = QueueClient(
-                    self.settings.endpoint or "", self.settings.name,
-                    credential=storage_credential(self.settings.client_id, self.settings.resource_id),
-                    **codec)
-        return self._client
+        # The host's queue trigger reads base64 by default; so the messages are written so.
+        codec: dict[str, Any] = {"message_encode_policy": TextBase64EncodePolicy(),
+                                 "message_decode_policy": BinaryBase64DecodePolicy(),
+                                 "retry_total": 0}
+        if self.settings.connection:
+            return QueueClient.from_connection_string(self.settings.connection, self.settings.name,
+                                                      **codec)
+        from rotation.identity import storage_credential
+
+        return QueueClient(
+            self.settings.endpoint or "", self.settings.name,
+            credential=storage_credential(self.settings.client_id, self.settings.resource_id),
+            **codec)

@@ -219,3 +219,20 @@ def test_the_queue_setting_is_checked(app_settings: dict[str, str]) -> None:
     by_identity = Settings.from_env({**local, "AzureWebJobsStorage__accountName": "stprod"}).queue
     assert by_identity is not None and by_identity.endpoint == "https://stprod.queue.core.windows.net"
     assert "a2V5" not in repr(Settings.from_env({**local, "AzureWebJobsStorage": account}))
+
+
+def test_sends_that_fail_are_reported_per_secret_and_their_marks_keep_them_from_a_resend(
+        app: App, db_secret: SecretFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    due = sorted(db_secret(expires_in_days=3).name for _ in range(3))
+    # A queue service nobody answers on: every send fails, after its mark was written.
+    unreachable = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+                   "QueueEndpoint=http://127.0.0.1:1/devstoreaccount1;")
+    monkeypatch.setenv("AzureWebJobsStorage", unreachable)
+    monkeypatch.setenv("ROTATOR_QUEUE", "work-unreachable")
+    report = build_services(Settings.from_env(os.environ)).sweeper.sweep()
+    assert (sorted(report.failed), report.queued) == (due, [])
+    lines = [line for line in app.said.log_lines if "sweep could not queue work" in line]
+    assert sorted(next(s for s in due if s in line) for line in lines) == due
+    again = build_services(Settings.from_env(os.environ)).sweeper.sweep()
+    assert sorted(again.skipped) == [f"{name}:rotate" for name in due], \
+        "marked before the send: queued again only once the mark is an hour old"
