@@ -6,14 +6,18 @@ written straight into its store (no HTTP: seeding is not what is measured); ``du
 within the sweep window (30 days, the default), the rest in 200 days. With ``rotated`` > 0, that
 many of them were rotated before, as a vault looks once the rotator has been at work: each has a
 finished rotation in the journal and its ``-rotator-pending`` companion secret with one disabled
-version (the companions are extra secrets in the vault).
+version (the companions are extra secrets in the vault), written a day before the sweeps (the
+twin's clock is set back while seeding), as in a vault that has settled.
 
 **Ours.** ``function_app.sweeper`` with a real ``TimerRequest`` in fan-out mode: the app's settings
 name a Storage account (Azurite's queue service, :func:`tests.support.azurite.running_azurite_queue`)
-and a SQLite journal, so the sweep lists the vault, decides, marks each due secret queued in the
-journal and sends one message per due secret. Every run is checked: exactly ``due`` messages on
-the queue and ``due`` marks in the journal. Between runs the marks and messages are removed
-(untimed), so every run does the same work.
+and a SQLite journal, so the sweep lists the vault, decides, marks the due secrets queued in the
+journal (one transaction) and sends one message per due secret (on the sweeper's send threads).
+Every run is checked: exactly ``due`` messages on the queue and ``due`` marks in the journal.
+Between runs the marks and messages are removed (untimed), so every run does the same work. The
+companions' versions the last run listed are counted in the twin's request log: in the settled
+vault, none (the untimed warm-up, the first sweep, has no note of an earlier look and lists
+every companion once).
 
 **Decide and mark.** The same sweep with the queue replaced by one that only records the items
 (:class:`RecordingQueue`): what the sweeper itself costs when sending a message is free.
@@ -22,14 +26,10 @@ The seeded vault is moved out of the garbage collector's sight (``gc.freeze``) b
 :mod:`bench.matching` does: the twin runs in this process, and collections scanning its 10,000
 secrets would otherwise be charged to whichever side happened to trigger them.
 
-**What-if: concurrent sends.** The same sweep, its messages sent by 16 threads while it goes on
-deciding (:class:`ConcurrentSends`; the journal marks stay one at a time): evidence for a product
-change, reported for information.
-
 **Baseline.** Paging through the vault's secret properties (``list_properties_of_secrets``) with
 a ``SecretClient`` built by the app's own builder from the same settings, reading every item.
 
-Runs alternate (baseline, decide-and-mark, ours, concurrent sends), ``repeat`` times after one
+Runs alternate (baseline, decide-and-mark, ours), ``repeat`` times after one
 untimed warm-up each; the ratio uses each side's best time, as :mod:`bench.matching` does. The goal
 (issue #14: "the sweep costs at most 1.2x listing the vault") is ``ours / baseline <= 1.2``; the
 absolute time of the sweep is reported next to it (the issue: "finishes in seconds").
@@ -39,7 +39,8 @@ vault for every page), which stands in for Key Vault's latency per page: against
 farther away, the same absolute overhead is a smaller ratio, so the overhead in seconds is the
 figure to carry over. On a shared machine the speed drifts between runs; the share of the machine
 other processes used while timing is printed, and every run's times are in the JSON.
-``--rotated N`` measures a vault in steady state, where each rotated secret has its companion.
+``--rotated N`` measures a vault in steady state, where each rotated secret has its companion:
+the listing is longer by N on both sides, and ``companion_listings`` should be 0.
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,9 +75,9 @@ class Result:
     due: int
     rotated: int
     listed: int  # what one listing returned (secrets + companions)
+    companion_listings: int  # companions whose versions the last timed sweep listed
     ours: float
     decide_and_mark: float
-    concurrent_sends: float  # what-if: the same sweep with its sends made by 16 threads
     baseline: float
     medians: dict[str, float]
     all_seconds: dict[str, list[float]]
@@ -99,27 +99,6 @@ class Result:
         return out
 
 
-class ConcurrentSends:
-    """What-if: the sweeper's messages sent by a pool of ``threads`` while it goes on deciding
-    (the marks stay where they are, one at a time); :meth:`drain` waits for every send."""
-
-    def __init__(self, queue: Any, threads: int = 16) -> None:
-        self._queue = queue
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="what-if-send")
-        self._sent: list[Future[None]] = []
-
-    def send(self, item: Any) -> None:
-        self._sent.append(self._pool.submit(self._queue.send, item))
-
-    def drain(self) -> int:
-        done = [future.result() for future in self._sent]
-        self._sent.clear()
-        return len(done)
-
-    def close(self) -> None:
-        self._pool.shutdown()
-
-
 class RecordingQueue:
     """Takes the sweeper's work items and keeps them: a queue whose sends cost nothing."""
 
@@ -128,6 +107,16 @@ class RecordingQueue:
 
     def send(self, item: Any) -> None:
         self.items.append(item)
+
+
+class VaultClock:
+    """The twin's clock: real time, less ``behind`` seconds (set back while seeding)."""
+
+    def __init__(self) -> None:
+        self.behind = 0.0
+
+    def __call__(self) -> float:
+        return time.time() - self.behind
 
 
 def seed_vault(twin: KeyVaultTwin, secrets: int, due: int, rotated: int) -> list[rigs.Login]:
@@ -187,46 +176,43 @@ def _clear_marks(journal: Path) -> int:
 class Sides:
     """The four timed sides over one vault, journal and queue, each with the check run after it."""
 
-    def __init__(self, services: Any, queue: Any, journal: Path, due: int) -> None:
+    def __init__(self, services: Any, queue: Any, journal: Path, due: int,
+                 twin: KeyVaultTwin) -> None:
         from rotation.keyvault import build_secret_client
-        from rotation.queue import WorkQueue
         from rotation.sweeper import Sweeper
 
         settings = services.settings
-        self._queue, self._journal, self._due = queue, journal, due
+        self._queue, self._journal, self._due, self._twin = queue, journal, due, twin
         self._client = build_secret_client(settings.vault("kv-bench"), settings)
         self.recorder = RecordingQueue()
         self._decider = Sweeper(settings=settings, service=services.rotation,
                                 clock=lambda: datetime.now(UTC), queue=self.recorder)
-        assert settings.queue is not None  # fan-out: AzureWebJobsStorage is set
-        self.sender = ConcurrentSends(WorkQueue(settings.queue,
-                                                timeout_seconds=settings.keyvault_timeout_seconds))
-        self._what_if = Sweeper(settings=settings, service=services.rotation,
-                                clock=lambda: datetime.now(UTC), queue=self.sender)
         self.listed = 0
+        self.companion_listings = 0
+        self._after_ours = (0, 0)  # the request log around the last run of ours
 
     def all(self) -> list[tuple[str, Callable[[], None], Callable[[], None]]]:
         return [("baseline", self.baseline, lambda: None),
                 ("decide_and_mark", self._decider.sweep, self.check_decided),
-                ("ours", self.ours, self.check_queued),
-                ("concurrent_sends", self.concurrent, self.check_queued)]
+                ("ours", self.ours, self.check_queued)]
 
     def baseline(self) -> None:
         self.listed = sum(1 for _ in self._client.list_properties_of_secrets())
 
-    @staticmethod
-    def ours() -> None:
+    def ours(self) -> None:
         from azure.functions.timer import TimerRequest
 
         import function_app
 
+        before = len(self._twin.requests)
         function_app.sweeper(TimerRequest(past_due=False))
-
-    def concurrent(self) -> None:
-        self._what_if.sweep()
-        self.sender.drain()
+        self._after_ours = (before, len(self._twin.requests))
 
     def check_queued(self) -> None:
+        before, after = self._after_ours
+        self.companion_listings = sum(
+            1 for request in self._twin.requests.snapshot()[before:after]
+            if request.method == "GET" and request.path.endswith("/versions"))
         count = self._queue.get_queue_properties().approximate_message_count
         marks = _clear_marks(self._journal)
         self._queue.clear_messages()
@@ -266,12 +252,15 @@ def bench_sweep(*, secrets: int = FULL["secrets"], due: int = FULL["due"],
     from handlers.services import get_services, reset_services
     from tests.support.azurite import running_azurite_queue
 
+    clock = VaultClock()
     with tempfile.TemporaryDirectory(prefix="akv-rotator-sweep-") as tmp, \
             running_azurite_queue() as storage, \
-            KeyVaultTwin(vault_name="kv-bench", cert_dir=Path(tmp) / "twin") as twin:
+            KeyVaultTwin(vault_name="kv-bench", cert_dir=Path(tmp) / "twin", clock=clock) as twin:
         base = Path(tmp)
         journal = base / "journal.db"
+        clock.behind = 86_400.0  # the vault settled a day ago
         wanted = seed_vault(twin, secrets, due, rotated)
+        clock.behind = 0.0
         if rotated:
             seed_journal(journal, twin.vault_name, wanted[:rotated], twin)
         queue = QueueClient.from_connection_string(storage, QUEUE)
@@ -285,7 +274,7 @@ def bench_sweep(*, secrets: int = FULL["secrets"], due: int = FULL["due"],
         gc.freeze()
         with rigs.environment(settings), rigs.app_log(base / "app.log"):
             reset_services()
-            sides = Sides(get_services(), queue, journal, due)
+            sides = Sides(get_services(), queue, journal, due, twin)
             try:
                 load = rigs.background_load()
                 meter = rigs.CpuMeter()
@@ -293,14 +282,14 @@ def bench_sweep(*, secrets: int = FULL["secrets"], due: int = FULL["due"],
                 times = time_alternately(sides.all(), repeat)
                 meter.stop()
             finally:
-                sides.sender.close()
                 reset_services()
                 gc.unfreeze()
     if sides.listed != secrets + rotated:
         raise RuntimeError(f"listed {sides.listed} secrets, expected {secrets + rotated}")
     return Result(secrets=secrets, due=due, rotated=rotated, listed=sides.listed,
+                  companion_listings=sides.companion_listings,
                   ours=min(times["ours"]), decide_and_mark=min(times["decide_and_mark"]),
-                  concurrent_sends=min(times["concurrent_sends"]), baseline=min(times["baseline"]),
+                  baseline=min(times["baseline"]),
                   medians={name: round(statistics.median(t), 3) for name, t in times.items()},
                   all_seconds={name: [round(x, 3) for x in t] for name, t in times.items()},
                   load_before=round(load, 3),
@@ -327,8 +316,8 @@ def describe(result: Result) -> list[str]:
         f"  function_app.sweeper (list, decide, mark, send): {result.ours:.2f} s",
         f"  the same with sends free (decide and mark): {result.decide_and_mark:.2f} s "
         f"(x{result.decide_ratio:.3f})",
-        f"  what-if, the same sweep with its sends made by 16 threads: {result.concurrent_sends:.2f} s "
-        f"(x{result.concurrent_sends / result.baseline:.3f})",
+        f"  companions whose versions the last sweep listed: {result.companion_listings} "
+        f"of {result.rotated} (a settled vault: 0)",
         f"  medians: {result.medians}; the machine was {result.load_before:.0%} busy before timing, "
         f"other processes (Azurite, anything else) used {result.other_cpu_share:.0%} of it while timing",
         f"ratio x{result.ratio:.3f} (goal <= x{GOAL}): {'met' if result.ratio <= GOAL else 'NOT met'}; "
