@@ -1,16 +1,20 @@
 """What one worker's attempt at a rotation shares between the engine and its helpers.
 
 :class:`Progress` holds the latest journaled record (and so the current ETag) of the running
-attempt; :class:`StepObserver` sees every step boundary (telemetry is one observer, the
-fault-injection tests are another).
+attempt, and the steps completed since that ride on the next write; :class:`Opening` is what
+the caller that began the rotation already read; :class:`StepObserver` sees every step
+boundary (telemetry is one observer, the fault-injection tests are another).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
-from rotation.journal.model import RotationRecord, Step
+from rotation.journal.model import RotationRecord, Step, StepTiming
+
+if TYPE_CHECKING:
+    from rotation.keyvault import SecretVersion
 
 
 class StepObserver(Protocol):
@@ -45,6 +49,26 @@ class NoObserver:
 
 @dataclass
 class Progress:
-    """The latest journaled record of the running attempt (it carries the current ETag)."""
+    """The latest journaled record of the running attempt (it carries the current ETag), and
+    what the next journal write carries: steps completed since that changed nothing (so
+    repeating them after a crash changes nothing either) and changes that need no write of
+    their own."""
 
     record: RotationRecord
+    unjournaled: list[StepTiming] = field(default_factory=list)
+    #: Other changes the next write carries (the first attempt's trace, the target's id).
+    changes: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What the caller that has just begun a rotation, leased to its worker, hands the first
+    attempt so that it does not ask again.
+
+    ``latest`` is the secret's latest version as that caller read it, moments before the
+    begin: the version being rotated, with the tags and value the context needs, and the
+    proof prepare wants that the secret has not moved on. An opening also means that no
+    earlier attempt exists, so nothing can have been stored for the rotation yet.
+    """
+
+    latest: SecretVersion

@@ -20,7 +20,18 @@ rotation whose end state is not verified stays open. The new credential is writt
 Vault (``prepare``) before the target is touched, so it is never known only to a process that
 can die. Each step is journaled when it completes (a conditional write that also renews the
 worker's lease), and each step is safe to repeat: a worker that resumes a dead worker's
-rotation re-runs at most the step that was under way, with the same pending credential.
+rotation re-runs at most the step that was under way, with the same pending credential. A
+step that changed nothing (verify only reads; propagate without clusters; retire where apply
+already ended the previous credential), and finish, which the close follows at once, are
+journaled with the next write instead of one of their own: a worker that dies before it
+repeats them, which changes nothing. A failing attempt writes them before it lets go.
+
+**Cost.** Each attempt reads what it works with once. The first attempt of a rotation the
+service has just begun takes the version being rotated from the service's own read
+(:class:`~rotation.attempt.Opening`), and does not look for a pending credential nothing can
+have stored yet; a target that can keep the session that proved the current login
+(:class:`~rotation.targets.base.KeepsProvenLogin`) changes the login through it.
+docs/protocol.md ("What one rotation costs") counts the calls.
 
 **Time.** Every client call is bounded (Key Vault and target timeouts, checked against the
 lease when settings are read); before each step the lease is renewed if what is left of it
@@ -43,13 +54,14 @@ import logging
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span
 
 from rotation import telemetry
-from rotation.attempt import NoObserver, Progress, StepObserver
+from rotation.attempt import NoObserver, Opening, Progress, StepObserver
 from rotation.binding import (
     JSON_CONTENT_TYPE,
     TAG_ROTATION_ID,
@@ -74,7 +86,7 @@ from rotation.errors import (
 )
 from rotation.journal.base import Journal
 from rotation.journal.model import RotationRecord, Step, StepTiming
-from rotation.keyvault import KeyVaultSecrets
+from rotation.keyvault import KeyVaultSecrets, SecretVersion
 from rotation.passwords import generate_password
 from rotation.pending import (
     clear_pending,
@@ -88,7 +100,7 @@ from rotation.recovery import Recovery
 from rotation.retry import call_with_retry, deadline
 from rotation.secret_value import Credential
 from rotation.settings import LEASE_PER_TIMEOUT, Settings
-from rotation.targets.base import MintingTarget, Target, TargetContext
+from rotation.targets.base import KeepsProvenLogin, MintingTarget, Target, TargetContext
 from rotation.targets.definition import SecretRef
 
 if TYPE_CHECKING:  # azure-eventgrid loads only where events are configured
@@ -133,8 +145,11 @@ class RotationEngine:
     def lease(self) -> timedelta:
         return timedelta(seconds=self._protocol.lease_seconds)
 
-    def run(self, record: RotationRecord) -> RotationRecord:
-        """Advance a rotation whose lease this worker holds, as far as it can go now."""
+    def run(self, record: RotationRecord, *, opening: Opening | None = None) -> RotationRecord:
+        """Advance a rotation whose lease this worker holds, as far as it can go now.
+
+        ``opening``: what the caller that has just begun this rotation, leased to this worker,
+        already read (its first attempt only)."""
         with telemetry.rotation_context(
             rotation_id=record.rotation_id, vault=record.vault, secret=record.secret,
             trigger=record.trigger_source,
@@ -142,7 +157,8 @@ class RotationEngine:
                           attempt=str(record.attempts), resumed_from=record.step) as span:
             # Failures are recorded against this worker's own latest record, so that a worker
             # that lost its lease gets LeaseLost instead of touching the new owner's rotation.
-            progress = Progress(self._remember_trace(record, span))
+            progress = Progress(record)
+            self._remember_trace(progress, span)
             record = progress.record
             try:
                 if record.status == "needs-repair":
@@ -152,21 +168,26 @@ class RotationEngine:
                     return self._settled(self._recovery.settle(record, cause))
                 if record.purpose == "propagation":
                     return self._propagation_only(progress)
-                context = self._context(record)
-                if record.target_id is None:  # known before any step, for failures' metrics
-                    progress.record = self._journal.advance(
-                        record, now=self._clock(), ttl=self.lease,
-                        target_id=context.definition.target_id)
-                return self._steps(progress, context)
+                context = self._context(record, opening=opening)
+                try:
+                    if record.target_id is None:  # known before any step, for failures' metrics
+                        progress.changes["target_id"] = context.definition.target_id
+                    return self._steps(progress, context)
+                finally:
+                    if isinstance(context.target, KeepsProvenLogin):
+                        context.target.release()
             except ConcurrentRotation:
                 raise  # another worker owns it now: touch nothing more
             except TransientError as exc:
                 exc.rotation_id = record.rotation_id
+                self._journal_unwritten(progress)
                 return self._after_transient(progress.record, exc)
             except PermanentError as exc:
                 exc.rotation_id = record.rotation_id
+                self._journal_unwritten(progress)
                 return self._after_permanent(progress.record, exc)
             except RotatorError:
+                self._journal_unwritten(progress)
                 raise
             except Exception as exc:
                 # A bug or an unexpected library error: treat it like a transient failure, so
@@ -174,17 +195,23 @@ class RotationEngine:
                 logger.exception("unexpected error in a rotation step")
                 wrapped = TransientError(f"unexpected {type(exc).__name__} in a rotation step")
                 wrapped.rotation_id = record.rotation_id
+                self._journal_unwritten(progress)
                 return self._after_transient(progress.record, wrapped, cause=exc)
 
-    def _remember_trace(self, record: RotationRecord, span: Span) -> RotationRecord:
-        """Journal the first attempt's trace, so later attempts join it."""
+    def _remember_trace(self, progress: Progress, span: Span) -> None:
+        """Journal the first attempt's trace, so later attempts join it: with the attempt's
+        first write where the steps run, at once where other paths write the record."""
+        record = progress.record
         if record.trace_parent is not None:
-            return record
+            return
         trace_parent = telemetry.trace_parent_of(span)
         if trace_parent is None:
-            return record  # nothing is being traced
-        return self._journal.advance(record, now=self._clock(), ttl=self.lease,
-                                     trace_parent=trace_parent)
+            return  # nothing is being traced
+        if record.status == "needs-repair" or record.purpose == "propagation":
+            progress.record = self._journal.advance(record, now=self._clock(), ttl=self.lease,
+                                                    trace_parent=trace_parent)
+        else:
+            progress.changes["trace_parent"] = trace_parent
 
     # -- the steps ---------------------------------------------------------------------
 
@@ -204,6 +231,8 @@ class RotationEngine:
             if record.done(step):
                 continue
             if step == "retired":
+                if progress.unjournaled and self._gate is not None:
+                    self._write_unjournaled(progress)  # the gate writes the record itself
                 waiting = self._await_consumers(progress, tags=ctx.new_tags,
                                                 retires=ctx.target.retires_previous,
                                                 wait_hours=self._wait_for(ctx))
@@ -216,15 +245,37 @@ class RotationEngine:
             with self._step(step, record):
                 changes = effect(record, ctx)
                 self._observer.after_effect(step, record)
-                self._advance(progress, step, **changes)
+                if self._journaled_later(step, record, ctx, changes):
+                    progress.unjournaled.append(self._timing(progress, step))
+                else:
+                    self._advance(progress, step, **changes)
             if step == "retired" and ctx.target.retires_previous:
                 self._announce(progress, "retired")
         self._announce(progress, "succeeded")
-        record = self._settled(self._journal.close(progress.record, now=self._clock(),
-                                                   status="succeeded"))
+        unjournaled = self._take_unjournaled(progress)
+        record = self._journal.close(progress.record, now=self._clock(), status="succeeded",
+                                     last_error=None, step=unjournaled.step,
+                                     steps=unjournaled.history, **unjournaled.changes)
+        self._after_journal(unjournaled.steps, record)
+        record = self._settled(record)
         logger.info("rotation finished", extra={"outcome": "succeeded",
                                                 "new_version": record.new_version})
         return record
+
+    def _journaled_later(self, step: Step, record: RotationRecord, ctx: RotationContext,
+                         changes: Changes) -> bool:
+        """True for a step whose completion the next journal write can carry: one whose
+        effect changed nothing, so that a worker dying before that write repeats it to no
+        effect (verify only reads; propagate without clusters; retire where apply already
+        ended the previous credential), and finish, which the close follows at once (it
+        disables the pending version, which is harmless to do twice)."""
+        if step in ("verified", "finished"):
+            return not changes
+        if step == "propagated":
+            return self._gate is None and not changes
+        if step == "retired":
+            return not ctx.target.retires_previous and changes == {"status": record.status}
+        return False
 
     def _renew_lease_for_a_step(self, progress: Progress) -> RotationRecord:
         """Start a step only with enough lease left to finish it; renew the lease if not."""
@@ -237,15 +288,18 @@ class RotationEngine:
     def _prepare(self, progress: Progress, ctx: RotationContext) -> Changes:
         """Store the new credential in Key Vault before anything else changes."""
         record = progress.record
-        latest = ctx.kv.latest(record.secret)
-        if latest.version != record.from_version:
-            raise SecretNotRotatable(
-                f"secret moved to version {latest.version} before the rotation of "
-                f"{record.from_version} could prepare"
-            )
+        if not ctx.rotated_is_latest:
+            latest = ctx.kv.latest(record.secret)
+            if latest.version != record.from_version:
+                raise SecretNotRotatable(
+                    f"secret moved to version {latest.version} before the rotation of "
+                    f"{record.from_version} could prepare"
+                )
         ownership = self._prove_ownership(ctx)
         self._check_parity(ctx)
-        earlier = find_pending(ctx.kv, record.secret, record.rotation_id)
+        # Only an earlier attempt can have stored one; the first attempt has none before it.
+        earlier = None if ctx.first_attempt else find_pending(ctx.kv, record.secret,
+                                                              record.rotation_id)
         expires = self._clock() + timedelta(days=ctx.binding.validity_days)
         if earlier is not None:
             # Stored by an attempt that died before journaling it: the same credential.
@@ -297,7 +351,9 @@ class RotationEngine:
         else's password into it. Only where the operator's target allows lost-password
         recovery (and names an admin) may the rotator go on, and the rotation records it.
         """
-        if ctx.target.accepts(ctx.previous):
+        target = ctx.target
+        if target.prove(ctx.previous) if isinstance(target, KeepsProvenLogin) \
+                else target.accepts(ctx.previous):
             return "proven"
         login, target_id = ctx.previous.username, ctx.definition.target_id
         if ctx.definition.allow_password_recovery and ctx.admin is not None:
@@ -387,9 +443,12 @@ class RotationEngine:
         done = set((record.published or "").split(",")) - {""}
         if self._publisher is None or kind in done:
             return
-        about = record  # a succeeded event tells the outcome the close right after records
+        about = record  # as the next write records it: a succeeded event tells the close's outcome
+        if progress.unjournaled:
+            about = record.with_changes(step=progress.unjournaled[-1].step,
+                                        steps=(*record.steps, *progress.unjournaled))
         if kind == "succeeded":
-            about = record.with_changes(status="succeeded", finished_at=self._clock())
+            about = about.with_changes(status="succeeded", finished_at=self._clock())
         if self._publisher.publish(kind, about):
             progress.record = self._journal.advance(record, now=self._clock(), ttl=self.lease,
                                                     published=",".join(sorted(done | {kind})))
@@ -499,11 +558,11 @@ class RotationEngine:
 
     # -- the context of an attempt ---------------------------------------------------------
 
-    def _context(self, record: RotationRecord) -> RotationContext:
+    def _context(self, record: RotationRecord, *, opening: Opening | None = None) -> RotationContext:
         kv = self._vaults(record.vault)
         catalogue = self._settings.targets
         with telemetry.step("read"):
-            rotated = kv.version(record.secret, record.from_version)
+            rotated, is_latest = self._rotated_version(kv, record, opening)
             binding = read_binding(rotated.tags, default_validity_days=self._settings.validity_days,
                                    default_grace_hours=self._protocol.grace_hours)
             too_short = self._settings.validity_problem(binding.validity_days,
@@ -527,7 +586,25 @@ class RotationEngine:
                                   admin=admin)
         return RotationContext(kv=kv, binding=binding, definition=bound.target,
                                previous=bound.credential, admin=admin, target=target,
-                               new_tags=new_tags)
+                               new_tags=new_tags, rotated_is_latest=is_latest,
+                               first_attempt=opening is not None)
+
+    @staticmethod
+    def _rotated_version(kv: KeyVaultSecrets, record: RotationRecord,
+                         opening: Opening | None) -> tuple[SecretVersion, bool]:
+        """The version being rotated, and whether it was read as the secret's latest.
+
+        A first attempt has it from the read that began the rotation. Before prepare the
+        latest version is read, since prepare needs to know the secret has not moved on, and
+        it is usually the one being rotated; only when it is not, or after prepare, is the
+        version read by its id."""
+        if opening is not None and opening.latest.version == record.from_version:
+            return opening.latest, True
+        if not record.done("prepared"):
+            latest = kv.latest(record.secret)
+            if latest.version == record.from_version:
+                return latest, True
+        return kv.version(record.secret, record.from_version), False
 
     def _admin(self, ref: SecretRef | None) -> Credential | None:
         """The admin login the operator's target names, from its pinned vault."""
@@ -551,22 +628,58 @@ class RotationEngine:
             yield
 
     def _advance(self, progress: Progress, step: Step, **changes: object) -> RotationRecord:
-        record = progress.record
-        now = self._clock()
-        started = record.updated_at
-        timing = StepTiming(step=step, completed_at=now,
-                            duration_ms=round((now - started).total_seconds() * 1000, 1),
-                            attempt=record.attempts)
-        saved = self._journal.advance(record, now=now, ttl=self.lease, step=step,
-                                      steps=(*record.steps, timing), **changes)
+        """Journal ``step`` (and the steps completed before it that wait for a write)."""
+        progress.unjournaled.append(self._timing(progress, step))
+        return self._write_unjournaled(progress, **changes)
+
+    def _write_unjournaled(self, progress: Progress, **changes: object) -> RotationRecord:
+        """One write of ``changes`` and of everything that waits for a write."""
+        unjournaled = self._take_unjournaled(progress)
+        saved = self._journal.advance(progress.record, now=self._clock(), ttl=self.lease,
+                                      step=unjournaled.step, steps=unjournaled.history,
+                                      **{**unjournaled.changes, **changes})
         progress.record = saved
-        self._observer.after_journal(step, saved)
+        self._after_journal(unjournaled.steps, saved)
         return saved
 
+    def _timing(self, progress: Progress, step: Step) -> StepTiming:
+        """``step`` completed now; it took since the step before it completed."""
+        now = self._clock()
+        started = (progress.unjournaled[-1].completed_at if progress.unjournaled
+                   else progress.record.updated_at)
+        return StepTiming(step=step, completed_at=now,
+                          duration_ms=round((now - started).total_seconds() * 1000, 1),
+                          attempt=progress.record.attempts)
+
+    @staticmethod
+    def _take_unjournaled(progress: Progress) -> _Unjournaled:
+        """What waits for the next write: the steps completed since the last one, as the
+        record's step and history, and the other changes noted meanwhile."""
+        timings, progress.unjournaled = tuple(progress.unjournaled), []
+        changes, progress.changes = progress.changes, {}
+        record = progress.record
+        return _Unjournaled(steps=tuple(t.step for t in timings),
+                            step=timings[-1].step if timings else record.step,
+                            history=(*record.steps, *timings), changes=changes)
+
+    def _after_journal(self, steps: tuple[Step, ...], saved: RotationRecord) -> None:
+        for step in steps:
+            self._observer.after_journal(step, saved)
+
+    def _journal_unwritten(self, progress: Progress) -> None:
+        """A failing attempt journals what waited for a write (steps it completed, its trace,
+        its target) before the failure handling reads the record; if even that fails, a
+        later attempt repeats those steps, which changes nothing."""
+        if not progress.unjournaled and not progress.changes:
+            return
+        try:
+            self._write_unjournaled(progress)
+        except Exception as exc:
+            logger.warning("could not journal what the attempt did before it failed; a later "
+                           "attempt repeats it", extra={"error": type(exc).__name__})
+
     def _await_retirement(self, progress: Progress) -> RotationRecord:
-        record = self._journal.advance(progress.record, now=self._clock(), ttl=self.lease,
-                                       status="awaiting-retirement")
-        progress.record = record
+        record = self._write_unjournaled(progress, status="awaiting-retirement")
         logger.info("previous credential stays valid until its retirement",
                     extra={"outcome": "awaiting-retirement",
                            "retire_after": record.retire_after.isoformat()
@@ -640,6 +753,17 @@ class RotationEngine:
 
     def _retrying(self, action: Callable[[], None], what: str) -> None:
         call_with_retry(action, policy=self._settings.retry, what=what)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unjournaled:
+    """What waits for the next journal write: the steps completed since the last one, as the
+    record's step and history (the record's own when there are none), and other changes."""
+
+    steps: tuple[Step, ...]
+    step: Step
+    history: tuple[StepTiming, ...]
+    changes: Changes  # other changes noted since the last write (trace, target)
 
 
 _STEP_NAMES: dict[Step, str] = {

@@ -7,6 +7,11 @@ the same path: take the lease once it has expired, and run.
 
 Idempotency key: (vault, secret, version being rotated). A redelivered or replayed event for
 that version finds the existing rotation and, at most, resumes it.
+
+A rotation this service opens is begun already leased to this worker (its first attempt
+counted, its target named), so the journal records the start and the claim in one write, and
+no other worker can take it between the two; the engine is then handed the current version
+this call read just before, which it would otherwise read again (:class:`Opening`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from rotation.attempt import Opening
 from rotation.binding import is_opted_in, is_own_write, read_binding
 from rotation.catalogue import BoundSecret
 from rotation.engine import RotationEngine
@@ -114,13 +120,13 @@ class RotationService:
         if not is_opted_in(current.tags):
             return EventOutcome("ignored", "the secret is not opted in to rotation")
         try:
-            self._preflight(current)
+            bound = self._preflight(current)
         except BindingRefused as exc:
             return EventOutcome("refused", str(exc))
         except SecretNotRotatable as exc:
             return EventOutcome("not-rotatable", str(exc))
         trigger = RotationTrigger("event", event.event_id, event_type=event.kind)
-        return self._start_for_event(event.vault, event.secret, event.version, trigger)
+        return self._start_for_event(event.vault, event.secret, current, bound, trigger)
 
     def _stale(self, event: KeyVaultEvent, current: str) -> EventOutcome:
         """An old version's event: nothing new, but finish that version's rotation if stuck."""
@@ -184,12 +190,12 @@ class RotationService:
         return self._resume_for_event(opened.record) if not opened.record.finished else \
             EventOutcome("ignored", "this version was already propagated", opened.record)
 
-    def _start_for_event(self, vault: VaultName, secret: SecretName, version: VersionId,
-                         trigger: RotationTrigger) -> EventOutcome:
-        opened = self._journal.begin(self._new_record(vault, secret, version, trigger),
+    def _start_for_event(self, vault: VaultName, secret: SecretName, current: SecretVersion,
+                         bound: BoundSecret, trigger: RotationTrigger) -> EventOutcome:
+        opened = self._journal.begin(self._leased_record(vault, secret, current, bound, trigger),
                                      now=self._clock())
         if isinstance(opened, Begun):
-            record = self.resume(opened.record.rotation_id)
+            record = self._run_begun(opened.record, current)
             return EventOutcome(_decision(record), f"rotated after {trigger.event_type}", record)
         existing = opened.record
         if existing.finished:
@@ -224,11 +230,11 @@ class RotationService:
         """Rotate now at an operator's request; 409-style errors when that cannot start."""
         kv = self._vaults(vault)
         current = kv.latest(secret)
-        self._preflight(current)
-        opened = self._journal.begin(self._new_record(vault, secret, current.version, trigger),
+        bound = self._preflight(current)
+        opened = self._journal.begin(self._leased_record(vault, secret, current, bound, trigger),
                                      now=self._clock(), retry_failed=True)
         if isinstance(opened, Begun):
-            return self.resume(opened.record.rotation_id)
+            return self._run_begun(opened.record, current)
         existing = opened.record
         if isinstance(opened, Busy) or not existing.finished:
             raise ConcurrentRotation(
@@ -243,12 +249,13 @@ class RotationService:
         """Rotate a secret the sweeper found close to expiry; None if one is already open."""
         vault_name = VaultName(vault)
         current = self._vaults(vault_name).latest(secret)
-        self._preflight(current)
-        opened = self._journal.begin(
-            self._new_record(vault_name, secret, current.version, trigger), now=self._clock())
+        bound = self._preflight(current)
+        opened = self._journal.begin(self._leased_record(vault_name, secret, current, bound,
+                                                         trigger),
+                                     now=self._clock())
         if not isinstance(opened, Begun):
             return None
-        return self.resume(opened.record.rotation_id)
+        return self._run_begun(opened.record, current)
 
     # -- the sweeper's work queue --------------------------------------------------------------
 
@@ -270,14 +277,14 @@ class RotationService:
                 return self._journal.get(item.rotation_id or "")
         vault, secret = VaultName(item.vault), SecretName(item.secret)
         current = self._vaults(vault).latest(secret)
-        self._preflight(current)
+        bound = self._preflight(current)
         trigger = RotationTrigger("sweeper", reference)
-        opened = self._journal.begin(self._new_record(vault, secret, current.version, trigger),
+        opened = self._journal.begin(self._leased_record(vault, secret, current, bound, trigger),
                                      now=self._clock())
         if not isinstance(opened, Begun):
             return None  # this version is rotated (or being rotated) already
         try:
-            return self.resume(opened.record.rotation_id)
+            return self._run_begun(opened.record, current)
         except TransientError:
             return self._journal.get(opened.record.rotation_id)
 
@@ -322,6 +329,27 @@ class RotationService:
         record = self._journal.claim(rotation_id, owner=self.worker_id, now=self._clock(),
                                      ttl=self._engine.lease)
         return self._engine.run(record)
+
+    def _run_begun(self, record: RotationRecord, current: SecretVersion) -> RotationRecord:
+        """Run the first attempt of a rotation this call began, leased to this worker.
+
+        Nobody else can have worked on it: its id is new and its lease is ours from the
+        start. A record that is somehow not (a begin answered with something else) is
+        claimed like any other.
+        """
+        if (record.lease_owner != self.worker_id or record.attempts != 1
+                or record.step != "started"):
+            return self.resume(record.rotation_id)
+        return self._engine.run(record, opening=Opening(latest=current))
+
+    def _leased_record(self, vault: VaultName, secret: SecretName, current: SecretVersion,
+                       bound: BoundSecret, trigger: RotationTrigger) -> RotationRecord:
+        """A new rotation of ``current``, begun with this worker's lease and first attempt,
+        and the target its preflight bound it to (the journal's claim, in the begin write)."""
+        record = self._new_record(vault, secret, current.version, trigger)
+        return record.with_changes(attempts=1, lease_owner=self.worker_id,
+                                   lease_until=record.created_at + self._engine.lease,
+                                   target_id=bound.target.target_id)
 
     def _new_record(self, vault: VaultName, secret: SecretName, version: VersionId,
                     trigger: RotationTrigger) -> RotationRecord:

@@ -60,6 +60,35 @@ def test_rotation_is_journaled_step_by_step_and_served_as_history(
     assert_pending_cleared(kv, secret.name)
 
 
+def test_a_first_attempt_asks_each_thing_once(
+    app: App, twin: KeyVaultTwin, kv: SecretClient, db_secret: SecretFactory,
+) -> None:
+    """The event's read of the secret serves the whole first attempt, nothing is looked for
+    that nothing can have stored yet, and steps that change nothing share a journal write
+    (docs/protocol.md, "What one rotation costs")."""
+    from handlers.services import get_services
+
+    secret = db_secret()
+    event = near_expiry(twin, secret.name, secret.version)
+    seen = len(twin.requests.snapshot())
+    app.deliver(event)
+    asked = [(r.method, r.path.rstrip("/")) for r in twin.requests.snapshot()[seen:]
+             if r.authenticated]
+    (record,) = history(app, secret.name)
+    pending = f"/secrets/{pending_name(secret.name)}"
+    assert asked == [
+        ("GET", f"/secrets/{secret.name}"),  # the event's checks, and the attempt's context
+        ("PUT", pending),  # prepare: the pending credential, before the login changes
+        ("GET", f"/secrets/{secret.name}"),  # promote: superseded, or promoted already?
+        ("PUT", f"/secrets/{secret.name}"),
+        ("PATCH", f"{pending}/{record['pendingVersion']}"),  # finish
+    ]
+    # begin (with the lease), prepared, applied, promoted (+ verified), close (+ the rest):
+    # SQLite's etag counts the writes of the rotation's row.
+    stored = get_services().journal.get(record["rotationId"])
+    assert stored is not None and stored.etag == "5"
+
+
 def test_history_errors(app: App) -> None:
     assert app.get("rotations/nope", {"id": "nope"})[0] == 400
     status, body = app.get(f"rotations/{'f' * 32}", {"id": "f" * 32})
