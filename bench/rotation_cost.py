@@ -22,8 +22,16 @@ Each side rotates its own secret, alternately, ``rounds`` times after one untime
 necessary calls") is ``median(ours) / median(baseline) <= 1.15``. Both sides are checked: every
 rotation left exactly one new version, and the new password logs in.
 
-The report also counts what each side asks of Key Vault (from the twin's request log) and of
-PostgreSQL (connections), and the app's time per protocol step from its journal record.
+The report also counts what each side asks of Key Vault (from the twin's request log), of
+PostgreSQL (connections) and of its journal (transactions: in SQLite, every write of a
+rotation bumps its row's counter etag, so the closed record's etag is the count), and the
+app's time per protocol step from its journal record.
+
+The goal is stated against the necessary calls, and stays so; the floor's own ratio to them is
+printed next to it, since no implementation of the protocol can go below the floor: the
+pending copy and the journal writes that make a crash safe (ADR 0003) are not among the
+necessary calls. ``ratio_to_protocol_floor`` is the app's overhead beyond what the protocol
+asks for.
 """
 
 from __future__ import annotations
@@ -67,6 +75,7 @@ class Result:
     all_seconds: dict[str, list[float]] = field(repr=False)
     keyvault_requests: dict[str, dict[str, float]]  # side -> "GET"/"PUT"/... -> per rotation
     pg_connections: dict[str, float]  # side -> per rotation
+    journal_writes: dict[str, float]  # side -> transactions per rotation (median)
     step_ms: dict[str, float]  # the app's median time per protocol step
     load_before: float  # the machine's busy share just before timing (what else ran)
     other_cpu_share: float  # while timing: the share of the machine used by neither side nor PostgreSQL
@@ -78,8 +87,19 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(ratio=round(self.ratio, 3), goal=GOAL,
-                   ratio_to_protocol_floor=round(self.ours / self.protocol_floor, 3))
+                   ratio_to_protocol_floor=round(self.ratio_to_floor, 3),
+                   floor_to_baseline=round(self.floor_ratio, 3))
         return out
+
+    @property
+    def ratio_to_floor(self) -> float:
+        """The app against the least the protocol asks for: its own overhead."""
+        return self.ours / self.protocol_floor
+
+    @property
+    def floor_ratio(self) -> float:
+        """The protocol's floor against the necessary calls: the least ``ratio`` can be."""
+        return self.protocol_floor / self.baseline
 
 
 class Baseline:
@@ -132,6 +152,10 @@ class ProtocolFloor(Baseline):
         self._journal.execute("PRAGMA synchronous = FULL")
         self._journal.execute("CREATE TABLE IF NOT EXISTS journal (partition TEXT, row TEXT, "
                               "data TEXT, etag INTEGER, PRIMARY KEY (partition, row)) WITHOUT ROWID")
+
+    def writes(self) -> list[int]:
+        """Transactions per rotation so far (each row's counter etag)."""
+        return [etag for (etag,) in self._journal.execute("SELECT etag FROM journal")]
 
     def _write(self, partition: str, step: str) -> None:
         self._journal.execute("BEGIN IMMEDIATE")
@@ -221,7 +245,11 @@ def bench_rotation_cost(rounds: int = FULL["rounds"]) -> Result:
                         sessions[side] += rigs.tcp_connections(server) - connections
                 meter.stop()
                 journal = get_services().journal
-                steps = _step_medians(journal.for_secret("kv-bench", ours_login.secret, limit=rounds + 1))
+                records = journal.for_secret("kv-bench", ours_login.secret, limit=rounds + 1)
+                steps = _step_medians(records)
+                writes = {"ours": statistics.median(_etag_count(r.etag) for r in records[:rounds]),
+                          "baseline": 0.0,
+                          "protocol_floor": statistics.median(floor.writes())}
                 _check(twin, server, ours_login.secret, rounds + 1, journal)
                 _check(twin, server, base_login.secret, rounds + 1, None)
                 _check(twin, server, floor_login.secret, rounds + 1, None)
@@ -235,8 +263,16 @@ def bench_rotation_cost(rounds: int = FULL["rounds"]) -> Result:
         keyvault_requests={side: {m: n / rounds for m, n in sorted(c.items())}
                            for side, c in requests.items()},
         pg_connections={side: sessions[side] / rounds for side, _ in sides},
+        journal_writes=writes,
         step_ms=steps, load_before=round(load, 3),
         other_cpu_share=round((meter.machine - meter.driver - meter.postgres) / meter.machine_capacity, 3))
+
+
+def _etag_count(etag: str | None) -> int:
+    """The SQLite journal's etag is the row's write counter (begin writes 1)."""
+    if etag is None or not etag.isdigit():
+        raise RuntimeError(f"not a SQLite journal etag: {etag!r}")
+    return int(etag)
 
 
 def _step_medians(records: list[Any]) -> dict[str, float]:
@@ -274,10 +310,16 @@ def describe(result: Result) -> list[str]:
         f"  PostgreSQL connections per rotation: app {result.pg_connections['ours']:.1f}, "
         f"necessary {result.pg_connections['baseline']:.1f}, floor "
         f"{result.pg_connections['protocol_floor']:.1f}",
+        f"  journal writes per rotation: app {result.journal_writes['ours']:.0f}, floor "
+        f"{result.journal_writes['protocol_floor']:.0f}",
         f"  app's median ms per step (journal): {result.step_ms}",
         f"  the machine was {result.load_before:.0%} busy before timing; other processes used "
         f"{result.other_cpu_share:.0%} of it while timing",
-        f"ratio x{result.ratio:.3f} (goal <= x{GOAL}): {'met' if result.ratio <= GOAL else 'NOT met'}",
+        f"ratio x{result.ratio:.3f} (goal <= x{GOAL}, against the necessary calls): "
+        f"{'met' if result.ratio <= GOAL else 'NOT met'}",
+        f"  the protocol's floor alone is x{result.floor_ratio:.3f} of the necessary calls "
+        f"(ADR 0003's pending copy and journal writes), so the goal is reachable only if that is "
+        f"<= x{GOAL}; the app is x{result.ratio_to_floor:.3f} of the floor",
     ]
 
 

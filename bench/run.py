@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(("cold start without bytecode (the deployed zip) vs bare app", cold.source.ratio))
     cost = rotation_cost.bench_rotation_cost(**(rotation_cost.QUICK if args.quick else rotation_cost.FULL))
     rows.append((f"one PostgreSQL rotation vs the necessary calls (goal x{rotation_cost.GOAL})", cost.ratio))
+    rows.append(("  the protocol's floor (ADR 0003's pending copy, journal) vs the necessary calls",
+                 cost.floor_ratio))
+    rows.append(("  one PostgreSQL rotation vs the protocol's floor", cost.ratio_to_floor))
     swept = sweep.bench_sweep(**(sweep.QUICK if args.quick else sweep.FULL))
     rows.append((f"sweep of {swept.secrets} secrets vs listing them (goal x{sweep.GOAL})", swept.ratio))
     burst_size = burst.QUICK if args.quick else burst.FULL

@@ -25,7 +25,8 @@ FIELDS = {
     "sweep": {"secrets", "due", "listed", "ours", "decide_and_mark", "baseline", "ratio",
               "decide_and_mark_ratio", "goal"},
     "rotation_cost": {"rounds", "ours", "baseline", "ratio", "goal", "keyvault_requests",
-                      "pg_connections", "step_ms"},
+                      "pg_connections", "journal_writes", "step_ms", "protocol_floor",
+                      "ratio_to_protocol_floor", "floor_to_baseline"},
 }
 
 
