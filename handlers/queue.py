@@ -8,7 +8,9 @@
   message is done: redelivering cannot help, and the sweeper queues the secret again later.
 - A malformed message is logged and dropped, never retried.
 - The poison handler records a failed rotation with the reason, which history (``GET
-  /api/secrets/{name}/rotations``) and status (``akv-rotator status``) show.
+  /api/secrets/{name}/rotations``) and status (``akv-rotator status``) show; unless Key Vault
+  throttled every delivery: throttling alone fails no rotation, so the work is only logged,
+  and the sweeper queues it again once its queued mark expires (an hour).
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ def handle_poison(message: func.QueueMessage, services: ServicesProvider) -> Non
                                                  secret=item.secret, queue_message=message.id):
         built = services()
         deliveries = max_dequeue_count()
+        if built.rotation.poisoned_by_throttling(item):
+            logger.warning("queued work poisoned by throttling alone: no failed rotation; the "
+                           "sweeper queues it again", extra={
+                               "outcome": "throttled", "kind": item.kind, "deliveries": deliveries})
+            return
         record = built.rotation.record_poisoned(item, f"queue message {message.id} (poisoned)",
                                                 deliveries)
         logger.error("queued work poisoned", extra={

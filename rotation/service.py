@@ -32,6 +32,7 @@ from rotation.errors import (
     ConcurrentRotation,
     SecretNotFound,
     SecretNotRotatable,
+    Throttled,
     TransientError,
 )
 from rotation.events import KeyVaultEvent
@@ -287,6 +288,13 @@ class RotationService:
             return self._run_begun(opened.record, current)
         except TransientError:
             return self._journal.get(opened.record.rotation_id)
+
+    def poisoned_by_throttling(self, item: WorkItem) -> bool:
+        """Did the host give up on this work because Key Vault throttled every delivery? Then
+        it is no failed rotation (throttling is the vault's load, docs/protocol.md): nothing
+        is recorded, and the sweeper queues the work again once its queued mark has expired."""
+        reason = self._journal.queue_failure(item.vault, item.secret, item.key)
+        return reason is not None and reason.startswith(f"{Throttled.__name__}:")
 
     def record_poisoned(self, item: WorkItem, reference: str, deliveries: int) -> RotationRecord | None:
         """Queued work the host gave up on: a failed rotation with the reason, where history

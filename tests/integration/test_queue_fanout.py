@@ -160,6 +160,31 @@ def test_work_the_queue_gives_up_on_shows_as_a_failed_rotation_with_its_reason(
     assert drained(work_queue) == [], "a failed rotation waits for a person, as after an event"
 
 
+def test_work_poisoned_by_throttling_alone_is_no_failed_rotation(
+        app: App, work_queue: QueueClient, db_secret: SecretFactory, twin: KeyVaultTwin) -> None:
+    """Throttling is the vault's load: when Key Vault answered 429 to every delivery, the
+    poison handler records nothing; the sweeper queues the work again later."""
+    db = db_secret(expires_in_days=3)
+    app.sweep()
+    [message] = drained(work_queue)
+    import function_app
+
+    twin.inject_fault(status=429, count=1000, path_contains=db.name)
+    deliveries = max_dequeue_count()
+    for attempt in range(1, deliveries + 1):
+        with pytest.raises(Exception, match="429"):
+            function_app.queued_work(delivered(message, dequeue_count=attempt))
+    twin.clear_faults()
+    function_app.poisoned_work(delivered(message))
+
+    status, history = app.get(f"secrets/{db.name}/rotations", {"name": db.name})
+    assert status == 200
+    assert [r["status"] for r in history["rotations"]] in ([], ["running"]), history
+    _, listing = app.get("secrets", {})
+    assert {r["secret"]: r["state"] for r in listing["secrets"]}[db.name] != "failed"
+    assert any("poisoned by throttling alone" in line for line in app.said.log_lines)
+
+
 def test_a_due_retirement_is_queued_and_the_queue_function_finishes_it(
         app: App, work_queue: QueueClient, db_secret: SecretFactory, kv: SecretClient,
         postgres: PostgresServer, declare_targets: Callable[..., None],
