@@ -29,9 +29,7 @@ repeats them, which changes nothing. A failing attempt writes them before it let
 **Cost.** Each attempt reads what it works with once. The first attempt of a rotation the
 service has just begun takes the version being rotated from the service's own read
 (:class:`~rotation.attempt.Opening`), and does not look for a pending credential nothing can
-have stored yet; a target that can keep the session that proved the current login
-(:class:`~rotation.targets.base.KeepsProvenLogin`) changes the login through it.
-docs/protocol.md ("What one rotation costs") counts the calls.
+have stored yet. docs/protocol.md ("What one rotation costs") counts the calls.
 
 **Time.** Every client call is bounded (Key Vault and target timeouts, checked against the
 lease when settings are read); before each step the lease is renewed if what is left of it
@@ -100,7 +98,7 @@ from rotation.recovery import Recovery
 from rotation.retry import call_with_retry, deadline
 from rotation.secret_value import Credential
 from rotation.settings import LEASE_PER_TIMEOUT, Settings
-from rotation.targets.base import KeepsProvenLogin, MintingTarget, Target, TargetContext
+from rotation.targets.base import MintingTarget, Target, TargetContext
 from rotation.targets.definition import SecretRef
 
 if TYPE_CHECKING:  # azure-eventgrid loads only where events are configured
@@ -169,13 +167,9 @@ class RotationEngine:
                 if record.purpose == "propagation":
                     return self._propagation_only(progress)
                 context = self._context(record, opening=opening)
-                try:
-                    if record.target_id is None:  # known before any step, for failures' metrics
-                        progress.changes["target_id"] = context.definition.target_id
-                    return self._steps(progress, context)
-                finally:
-                    if isinstance(context.target, KeepsProvenLogin):
-                        context.target.release()
+                if record.target_id is None:  # known before any step, for failures' metrics
+                    progress.changes["target_id"] = context.definition.target_id
+                return self._steps(progress, context)
             except ConcurrentRotation:
                 raise  # another worker owns it now: touch nothing more
             except TransientError as exc:
@@ -351,9 +345,7 @@ class RotationEngine:
         else's password into it. Only where the operator's target allows lost-password
         recovery (and names an admin) may the rotator go on, and the rotation records it.
         """
-        target = ctx.target
-        if target.prove(ctx.previous) if isinstance(target, KeepsProvenLogin) \
-                else target.accepts(ctx.previous):
+        if ctx.target.accepts(ctx.previous):
             return "proven"
         login, target_id = ctx.previous.username, ctx.definition.target_id
         if ctx.definition.allow_password_recovery and ctx.admin is not None:

@@ -67,26 +67,6 @@ class Target(Protocol):
 
 
 @runtime_checkable
-class KeepsProvenLogin(Protocol):
-    """A target that can keep the session that proved a login for the ``apply`` that follows
-    in the same attempt, so the login proven to hold the current credential is the one that
-    changes it, and a rotation needs one login fewer.
-
-    The engine proves ownership with :meth:`prove` instead of ``accepts`` and calls
-    :meth:`release` when the attempt ends, whatever happened. ``apply`` uses the kept session
-    at most once, and only for the credential it proved; every other call logs in afresh.
-    """
-
-    def prove(self, credential: Credential) -> bool:
-        """``accepts(credential)``, keeping the session when ``apply`` will act through it."""
-        ...
-
-    def release(self) -> None:
-        """Close a kept session, if any; safe to call at any time, and more than once."""
-        ...
-
-
-@runtime_checkable
 class MintingTarget(Target, Protocol):
     """A target whose server creates the new credential itself (an API token), so the
     rotator cannot generate it first and store it before anything changes.

@@ -131,29 +131,6 @@ class PostgresTarget(_PostgresLogins):
         """One login, so nothing to compare."""
         return []
 
-    def __init__(self, context: TargetContext) -> None:
-        super().__init__(context)
-        self._proven: tuple[Credential, _Connection] | None = None
-
-    def prove(self, credential: Credential) -> bool:
-        """:meth:`accepts`, keeping the session open when ``apply`` will log in as
-        ``credential`` (no admin login named): the login that proved the current password then
-        changes it, over the same verified TLS session."""
-        if self._admin is not None:
-            return self.accepts(credential)
-        self.release()
-        try:
-            conn = self._connect(credential)
-        except AccessDenied:
-            return False
-        self._proven = (credential, conn)
-        return True
-
-    def release(self) -> None:
-        held, self._proven = self._proven, None
-        if held is not None:
-            held[1].close()
-
     def apply(self, current: Credential, new: Credential) -> None:
         """Set ``new``'s password, logged in as the admin login or else as ``current``.
 
@@ -162,33 +139,19 @@ class PostgresTarget(_PostgresLogins):
         there is nothing left to do. That is checked only when ``current`` is refused, so a
         first attempt makes no login with a password the server cannot know yet.
         """
-        login = self._admin or current
-        conn = self._kept(login)
-        if conn is None:
-            try:
-                conn = self._connect(login)
-            except AccessDenied:
-                if self._admin is None and self.accepts(new):
-                    logger.info("new password already in place", extra={"target": "postgresql"})
-                    return
-                raise
+        try:
+            conn = self._connect(self._admin or current)
+        except AccessDenied:
+            if self._admin is None and self.accepts(new):
+                logger.info("new password already in place", extra={"target": "postgresql"})
+                return
+            raise
         with conn:
             try:
                 conn.execute(sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
                     sql.Identifier(new.username), _verifier(conn, new)))
             except psycopg.Error as exc:
                 raise _translate(exc, f"changing the password of role {new.username!r}") from exc
-
-    def _kept(self, login: Credential) -> _Connection | None:
-        """The session :meth:`prove` kept for ``login``, handed out once; None otherwise."""
-        held, self._proven = self._proven, None
-        if held is None:
-            return None
-        credential, conn = held
-        if credential == login and not conn.closed:
-            return conn
-        conn.close()
-        return None
 
 
 class PostgresAlternatingUsersTarget(_PostgresLogins):
