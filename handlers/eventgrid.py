@@ -32,8 +32,15 @@ from rotation.events import (
     UnhandledEvent,
     parse_event,
 )
+from rotation.retry import deadline
 
 logger = logging.getLogger(__name__)
+#: Event Grid waits 30 s for an answer, then counts the delivery as failed and retries it
+#: ("Event Grid message delivery and retry"). No in-call retry starts that would keep the
+#: invocation past this budget: under throttling a rotation is released instead and due
+#: again within seconds, before Event Grid's next delivery (bench/burst.py measured
+#: invocations of 40-50 s, and their redundant redeliveries, without it).
+INVOCATION_BUDGET_SECONDS = 25.0
 
 
 def handle_event(event: func.EventGridEvent | func.CloudEvent,
@@ -95,7 +102,9 @@ def _loggable(value: Any) -> str | None:
 
 def _decide(parsed: KeyVaultEvent, services: ServicesProvider) -> None:
     try:
-        outcome = services().rotation.handle_event(parsed)
+        built = services()
+        with deadline(INVOCATION_BUDGET_SECONDS, per_call_seconds=built.settings.call_timeout_seconds):
+            outcome = built.rotation.handle_event(parsed)
     except TransientError as exc:
         logger.warning("event will be retried", extra={"outcome": "retry", "detail": str(exc)})
         raise

@@ -7,7 +7,9 @@ redelivery or the next sweep is the better retry). Authentication, validation an
 configuration errors are :class:`~rotation.errors.PermanentError` and are never retried.
 
 Retries also stop at a *deadline* when one is set (:func:`deadline`): the rotation engine sets
-it to the end of the worker's lease, so no retry starts that could outlive the lease.
+it to the end of the worker's lease, so no retry starts that could outlive the lease, and the
+Event Grid function to its invocation's budget, so that retries never keep an invocation past
+Event Grid's 30 s wait for an answer (past it the delivery counts as failed anyway).
 """
 
 from __future__ import annotations
@@ -40,8 +42,13 @@ _DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("retry_deadline",
 @contextmanager
 def deadline(seconds_from_now: float, *, per_call_seconds: float) -> Iterator[None]:
     """Within the block, no retry starts unless its wait and one more call of at most
-    ``per_call_seconds`` end before ``seconds_from_now`` has passed."""
-    token = _DEADLINE.set((time.monotonic() + seconds_from_now, per_call_seconds))
+    ``per_call_seconds`` end before ``seconds_from_now`` has passed. Nested, the earlier of the
+    two deadlines holds: a step's lease inside an invocation's budget (Event Grid's 30 s)."""
+    at = time.monotonic() + seconds_from_now
+    outer = _DEADLINE.get()
+    if outer is not None:
+        at = min(at, outer[0])
+    token = _DEADLINE.set((at, per_call_seconds))
     try:
         yield
     finally:
@@ -49,17 +56,16 @@ def deadline(seconds_from_now: float, *, per_call_seconds: float) -> Iterator[No
 
 
 class _PastDeadline(stop_base):
-    """tenacity stop condition: the next try, after its longest wait, would end too late."""
-
-    def __init__(self, longest_wait: float) -> None:
-        self._longest_wait = longest_wait
+    """tenacity stop condition: the next try, after its wait, would end too late. tenacity
+    computes the wait before it asks the stop condition, so the wait is the real one (the
+    server's ``Retry-After`` included)."""
 
     def __call__(self, state: RetryCallState) -> bool:
         bound = _DEADLINE.get()
         if bound is None:
             return False
         at, per_call = bound
-        return time.monotonic() + self._longest_wait + per_call > at
+        return time.monotonic() + state.upcoming_sleep + per_call > at
 
 
 class _BackoffOrRetryAfter:
@@ -96,7 +102,7 @@ def call_with_retry(action: Callable[[], T], *, policy: RetrySettings, what: str
 
     retrying = Retrying(
         retry=retry_if_exception_type(TransientError),
-        stop=stop_after_attempt(policy.attempts) | _PastDeadline(policy.max_seconds),
+        stop=stop_after_attempt(policy.attempts) | _PastDeadline(),
         wait=_BackoffOrRetryAfter(policy),
         before_sleep=log_retry,
         reraise=True,

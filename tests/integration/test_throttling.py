@@ -106,3 +106,22 @@ def test_a_throttled_rotation_is_due_again_before_event_grids_first_redelivery(
     low, high = (2.5, 7.5) if retry_after is None else (retry_after, retry_after * 1.5)
     assert all(low - 0.5 <= wait <= high for wait in waits), waits
     assert len({round(wait, 3) for wait in waits}) > 1, f"no jitter: {waits}"
+
+
+@pytest.mark.parametrize(("retry_after", "retries"), [(21, 0), (1, 2)])
+def test_an_event_invocation_starts_no_retry_that_would_outlast_event_grids_wait(
+        app: App, db_secret: SecretFactory, twin: KeyVaultTwin, monkeypatch: pytest.MonkeyPatch,
+        retry_after: int, retries: int) -> None:
+    """Event Grid counts a delivery unanswered after 30 s as failed: within the invocation's
+    25 s budget no retry starts whose wait (the server's Retry-After) and one more call
+    (5 s here) would end past it. A short Retry-After still gets every retry."""
+    monkeypatch.setenv("ROTATOR_RETRY_MAX_SECONDS", "30")
+    reset_services()
+    db = db_secret()
+    twin.inject_fault(status=429, count=10_000, method="PUT", path_contains=db.name,
+                      retry_after=retry_after)
+    with pytest.raises(Exception, match="429"):
+        app.deliver(twin.emit(db.name, "Microsoft.KeyVault.SecretNearExpiry"))
+    started = [line for line in app.said.log_lines if "transient failure, retrying" in line]
+    assert len(started) == retries, started
+    assert throttled_lines(app) == 1
