@@ -73,6 +73,26 @@ def test_begin_stores_the_record_and_makes_it_active(journal: Journal) -> None:
     assert journal.claimed_by(VAULT, SECRET, V2) is None
 
 
+@pytest.mark.parametrize("retry_failed", [False, True])
+def test_a_rotation_begun_already_leased_keeps_its_lease_attempt_and_target(
+        journal: Journal, retry_failed: bool) -> None:
+    """The service begins a rotation leased to its worker (begin and claim in one write,
+    rotation/service.py): the journal stores the lease as given, so no other worker can take
+    the rotation before its lease ends, and the holder advances it."""
+    if retry_failed:
+        journal.close(started(journal), now=NOW, status="failed", last_error="boom")
+    rec = record(created_at=NOW + timedelta(minutes=1)).with_changes(
+        attempts=1, lease_owner="w1", lease_until=NOW + TTL, target_id="pg-main")
+    stored = begun(journal, rec, retry_failed=retry_failed)
+    assert journal.get(rec.rotation_id) == stored == rec
+    assert (stored.lease_owner, stored.lease_until, stored.attempts, stored.target_id) == (
+        "w1", NOW + TTL, 1, "pg-main")
+    with pytest.raises(LeaseHeld):
+        journal.claim(rec.rotation_id, owner="w2", now=NOW + timedelta(minutes=2), ttl=TTL)
+    advanced = journal.advance(stored, now=NOW + timedelta(minutes=2), ttl=TTL, step="prepared")
+    assert advanced.step == "prepared" and advanced.lease_owner == "w1"
+
+
 def test_begin_of_a_version_already_claimed_is_a_duplicate_and_writes_nothing(journal: Journal) -> None:
     first = begun(journal, record())
     outcome = journal.begin(record(), now=NOW)
