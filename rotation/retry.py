@@ -35,37 +35,32 @@ from rotation.settings import RetrySettings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-#: (monotonic deadline, the longest one call may take), or None for no deadline.
-_DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("retry_deadline", default=None)
+#: The deadlines in force, each (monotonic deadline, the longest one call may take).
+_DEADLINES: ContextVar[tuple[tuple[float, float], ...]] = ContextVar("retry_deadlines", default=())
 
 
 @contextmanager
 def deadline(seconds_from_now: float, *, per_call_seconds: float) -> Iterator[None]:
     """Within the block, no retry starts unless its wait and one more call of at most
-    ``per_call_seconds`` end before ``seconds_from_now`` has passed. Nested, the earlier of the
-    two deadlines holds: a step's lease inside an invocation's budget (Event Grid's 30 s)."""
-    at = time.monotonic() + seconds_from_now
-    outer = _DEADLINE.get()
-    if outer is not None:
-        at = min(at, outer[0])
-    token = _DEADLINE.set((at, per_call_seconds))
+    ``per_call_seconds`` end before ``seconds_from_now`` has passed. Nested, every deadline in
+    force holds: a step's lease (whose calls may take their whole timeout) inside an Event Grid
+    invocation's budget."""
+    bound = (time.monotonic() + seconds_from_now, per_call_seconds)
+    token = _DEADLINES.set((*_DEADLINES.get(), bound))
     try:
         yield
     finally:
-        _DEADLINE.reset(token)
+        _DEADLINES.reset(token)
 
 
 class _PastDeadline(stop_base):
-    """tenacity stop condition: the next try, after its wait, would end too late. tenacity
-    computes the wait before it asks the stop condition, so the wait is the real one (the
-    server's ``Retry-After`` included)."""
+    """tenacity stop condition: the next try, after its wait, would end past a deadline.
+    tenacity computes the wait before it asks the stop condition, so the wait is the real one
+    (the server's ``Retry-After`` included)."""
 
     def __call__(self, state: RetryCallState) -> bool:
-        bound = _DEADLINE.get()
-        if bound is None:
-            return False
-        at, per_call = bound
-        return time.monotonic() + state.upcoming_sleep + per_call > at
+        now = time.monotonic()
+        return any(now + state.upcoming_sleep + per_call > at for at, per_call in _DEADLINES.get())
 
 
 class _BackoffOrRetryAfter:

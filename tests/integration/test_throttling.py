@@ -113,8 +113,8 @@ def test_an_event_invocation_starts_no_retry_that_would_outlast_event_grids_wait
         app: App, db_secret: SecretFactory, twin: KeyVaultTwin, monkeypatch: pytest.MonkeyPatch,
         retry_after: int, retries: int) -> None:
     """Event Grid counts a delivery unanswered after 30 s as failed: within the invocation's
-    25 s budget no retry starts whose wait (the server's Retry-After) and one more call
-    (5 s here) would end past it. A short Retry-After still gets every retry."""
+    25 s budget no retry starts whose wait (the server's Retry-After) would end less than 5 s
+    before it. A short Retry-After still gets every retry."""
     monkeypatch.setenv("ROTATOR_RETRY_MAX_SECONDS", "30")
     reset_services()
     db = db_secret()
