@@ -11,7 +11,7 @@ journal is one SQLite file (WAL) shared by every worker process.
 
 **The Functions host.** ``workers`` processes (default 4 on this 2-core machine: the host has
 scaled out) each import ``function_app`` once, as the Python worker does, and run up to ``threads``
-invocations at once (the per-instance concurrency an ADR for host.json has to choose). Each
+invocations at once (the per-instance concurrency, docs/adr/0007-per-instance-concurrency.md). Each
 invocation is a real ``azure.functions.EventGridEvent`` decoded from the wire payload as the worker
 decodes it (:func:`tests.support.payloads.decode_event`) and handed to
 ``function_app.keyvault_events``. The app runs with the product's default settings. Its logs go to
@@ -48,11 +48,12 @@ and from the workers' logs the time invocations slept in the per-call retries an
 rotations were sent back by throttling.
 
 **Reading it.** The time until 99 % of the events were acknowledged is printed next to the whole
-burst's: when one call's per-call retries all meet a 429, its rotation is released with the
-attempt back-off and its event raised; Event Grid comes back 10 s, 30 s, 1 min and 5 min later,
-and only a delivery after the back-off can resume it. One such rotation can decide the end of the
-burst, so the fraction varies from run to run with the number of those (``rotations sent back by
-throttling``). ``--creates`` (a smaller create quota, so that Key Vault and not this machine's two
+burst's: when one call's per-call retries all meet a 429, its rotation is released (due again
+after 2.5-7.5 s) and its event raised, and only Event Grid's next delivery (10 s, 30 s, 1 min,
+5 min later) resumes it; the more rotations in flight beyond what the vault serves, the more
+of those (``rotations sent back by throttling``), and the last of them decide the end of the
+burst. ADR 0007 has a table of these figures against the rotations in flight.
+``--creates`` (a smaller create quota, so that Key Vault and not this machine's two
 cores is the bottleneck, as with instances of their own in Azure) and ``--set SETTING=VALUE``
 explore what a product change would do; the goals are stated for the documented limits and the
 product's defaults.

@@ -58,6 +58,7 @@ IDENTITY_ONLY = {"AzureWebJobsStorage__accountName", *NOT_CHOSEN}
 #: Read by the Functions platform or the Python worker rather than by our code.
 PLATFORM = {
     "PYTHON_ISOLATE_WORKER_DEPENDENCIES": "the worker: load the app's azure-functions (ADR 0006)",
+    "PYTHON_THREADPOOL_THREAD_COUNT": "the worker: invocations at a time per instance (ADR 0007)",
     "FUNCTIONS_WORKER_RUNTIME": "Core Tools locally (Flex Consumption sets the runtime itself)",
     "AzureWebJobsFeatureFlags": "Core Tools locally: worker indexing of the v2 model",
 }
@@ -302,3 +303,19 @@ def test_a_widened_role_breaks_the_role_check(module: Module) -> None:
         "role_definition_name": "Owner", "scope": "${azurerm_storage_account.this.id}",
         "principal_id": "${azurerm_function_app_flex_consumption.this.identity[0].principal_id}"}))
     assert role_problems(extra) == ["azurerm_role_assignment.owner: role 'Owner' is not one the code needs"]
+
+
+def test_per_instance_concurrency_is_what_adr_0007_decided(module: Module) -> None:
+    """host.json, Terraform's app settings and the ADR that justifies them state one set of
+    numbers: a change to one is a change to all three."""
+    queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
+    threads = module.locals["app_settings"]["PYTHON_THREADPOOL_THREAD_COUNT"]
+    adr = (ROOT / "docs" / "adr" / "0007-per-instance-concurrency.md").read_text()
+    decision = adr.split("## Decision", 1)[1].split("## Consequences", 1)[0]
+    assert f"`PYTHON_THREADPOOL_THREAD_COUNT={threads}`" in decision
+    for setting in ("batchSize", "newBatchThreshold", "maxDequeueCount"):
+        assert f"`{setting}` {queues[setting]}" in decision, setting
+    visibility = queues["visibilityTimeout"]
+    assert visibility == "00:00:30" and "`visibilityTimeout` 30 s" in decision
+    local = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
+    assert local["PYTHON_THREADPOOL_THREAD_COUNT"] == threads

@@ -71,6 +71,10 @@ locals {
     # ADR 0006: the app's own azure-functions (>= 1.25) decodes events, not the worker's.
     "PYTHON_ISOLATE_WORKER_DEPENDENCIES" = "1"
 
+    # ADR 0007: four invocations at a time per instance (the Python worker's thread pool runs
+    # every synchronous function; unset, its size would follow the instance's CPU count).
+    "PYTHON_THREADPOOL_THREAD_COUNT" = "4"
+
     "ROTATOR_VAULTS"                  = join(",", [for v in local.vaults : "${v.name}=https://${v.name}.${var.key_vault_dns_suffix}"])
     "ROTATOR_TARGETS"                 = local.targets_reference != null ? local.targets_reference : (var.targets_json == null ? "" : var.targets_json)
     "ROTATOR_TARGETS_FILE"            = var.targets_file == null ? "" : var.targets_file
