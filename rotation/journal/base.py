@@ -212,7 +212,7 @@ class Journal(ABC):
         that exists is left as it is and does not stop the others. Answers which were inserted.
         A backend that can do this in one round trip (SQLite: one transaction, one fsync)
         overrides it; Azure Tables cannot (an entity group transaction spans one partition and
-        fails whole when one entity exists), so it keeps this one insert per row."""
+        fails whole when one entity exists), so it makes one insert per row, several at a time."""
         inserted = []
         for partition, row, data in rows:
             try:
