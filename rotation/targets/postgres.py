@@ -201,15 +201,23 @@ class PostgresAlternatingUsersTarget(_PostgresLogins):
         """Give ``new``'s login (creating the clone if needed) ``new``'s password.
 
         ``current`` is never touched: the refusal below keeps a bug from handing this method
-        the login the secret holds now.
+        the login the secret holds now. Setting the password again changes nothing, so a
+        repeated apply just does it again; ``new`` is tried only when the admin login is
+        refused (nothing else could complete the rotation then), never first: before apply the
+        new password cannot work, and trying it would leave a refused login in the server's
+        log on every rotation.
         """
-        if self.accepts(new):
-            logger.info("new password already in place", extra={"target": "postgresql"})
-            return
         _require_alternates(current.username, new.username)
         base = _base_name(new.username)
         doing = f"setting the password of role {new.username!r}"
-        with self._connect(self._admin_login) as conn:
+        try:
+            admin = self._connect(self._admin_login)
+        except AccessDenied:
+            if self.accepts(new):
+                logger.info("new password already in place", extra={"target": "postgresql"})
+                return
+            raise
+        with admin as conn:
             try:
                 if not _role_exists(conn, base):
                     raise SecretNotRotatable(f"the base login {base!r} does not exist")

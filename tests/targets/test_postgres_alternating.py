@@ -118,6 +118,21 @@ def test_apply_sends_only_a_verifier_and_is_a_no_op_once_the_new_password_works(
     assert clone.password.reveal() not in log
 
 
+def test_a_first_apply_never_tries_the_new_login(postgres: PostgresServer) -> None:
+    """Before apply the clone has no password (or no role): logging in as it first would only
+    leave a refusal in the server's log on every rotation."""
+    target, base = setup_pair(postgres, "alt_notry")
+    log_before = len(server_log(postgres))
+    clone = rotate(target, base)
+    said = server_log(postgres)[log_before:]
+    assert 'password authentication failed for user "alt_notry_clone"' not in said
+    assert 'role "alt_notry_clone" does not exist' not in said
+    again = rotate(target, clone)  # back to the base, whose password OLD is about to change
+    said = server_log(postgres)[log_before:]
+    assert 'password authentication failed for user "alt_notry"' not in said
+    assert postgres.can_login("alt_notry", again.password.reveal())
+
+
 def test_retire_ends_the_previous_password_and_keeps_the_current_login(
     postgres: PostgresServer,
 ) -> None:
