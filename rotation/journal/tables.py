@@ -163,17 +163,14 @@ class TableJournal(Journal):
         if len(rows) <= 1:
             return super()._insert_each(rows)
         # A row given twice is inserted once, by its first mention, as one after another would.
-        firsts = list({(partition, row): (partition, row, data)
-                       for partition, row, data in reversed(rows)}.values())[::-1]
+        firsts: dict[tuple[str, str], tuple[str, str, RowData]] = {}
+        for partition, row, data in rows:
+            firsts.setdefault((partition, row), (partition, row, data))
         with ThreadPoolExecutor(min(INSERT_THREADS, len(firsts)),
                                 thread_name_prefix="journal-insert") as pool:
-            inserted = dict(zip(((p, r) for p, r, _ in firsts),
-                                pool.map(lambda row: Journal._insert_each(self, [row])[0], firsts),
-                                strict=True))
-        answers = []
-        for partition, row, _data in rows:
-            answers.append(inserted.pop((partition, row), False))
-        return answers
+            inserted = dict(zip(firsts, pool.map(lambda one: Journal._insert_each(self, [one])[0],
+                                                 firsts.values()), strict=True))
+        return [inserted.pop((partition, row), False) for partition, row, _data in rows]
 
     def _query(self, partition: str | None, row_prefix: str) -> list[StoredRow]:
         upper = row_prefix[:-1] + chr(ord(row_prefix[-1]) + 1)
